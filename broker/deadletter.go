@@ -20,6 +20,11 @@ const (
 	HeaderDeadLetterQueue = "herald-dlq-queue"
 	// HeaderDeadLetterTime is when the message was dead-lettered (RFC 3339).
 	HeaderDeadLetterTime = "herald-dlq-time"
+	// HeaderReplayedAt marks a message replayed from a dead-letter topic
+	// (RFC 3339). It keeps its ID, so consumers that already handled it
+	// deduplicate it; backends whose engine drops a re-published ID within a
+	// window (JetStream's Nats-Msg-Id) must not let it swallow a replay.
+	HeaderReplayedAt = "herald-replayed-at"
 )
 
 // MaxDeadLetterReason bounds the reason kept in a dead letter.
@@ -54,11 +59,15 @@ func NewDeadLetter(m *Message, o *SubscribeOptions, reason error) *Message {
 
 // ReplayOf returns the message to publish to replay the dead letter d on its
 // original topic: the original ID, headers and body, without the dead-letter
-// headers. The topic is d.Header[HeaderDeadLetterTopic].
+// headers, marked with [HeaderReplayedAt]. The topic is d.Header[HeaderDeadLetterTopic].
 func ReplayOf(d *Message) (topic string, m *Message) {
 	h := maps.Clone(d.Header)
 	for _, k := range []string{HeaderDeadLetterReason, HeaderDeadLetterAttempts, HeaderDeadLetterTopic, HeaderDeadLetterQueue, HeaderDeadLetterTime} {
 		delete(h, k)
 	}
+	if h == nil {
+		h = Header{}
+	}
+	h[HeaderReplayedAt] = time.Now().UTC().Format(time.RFC3339Nano)
 	return d.Header.Get(HeaderDeadLetterTopic), &Message{ID: d.ID, Header: h, Body: d.Body}
 }
