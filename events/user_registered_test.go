@@ -44,19 +44,21 @@ func TestUserRegisteredRoundTrip(t *testing.T) {
 
 func TestDecodeUserRegisteredRejects(t *testing.T) {
 	cases := map[string]func(m *broker.Message){
-		"wrong type":         func(m *broker.Message) { m.Header[events.HeaderType] = "other" },
-		"wrong specversion":  func(m *broker.Message) { m.Header[events.HeaderSpecVersion] = "0.3" },
-		"no id":              func(m *broker.Message) { delete(m.Header, events.HeaderID) },
-		"no source":          func(m *broker.Message) { delete(m.Header, events.HeaderSource) },
-		"xml":                func(m *broker.Message) { m.Header[events.HeaderContentType] = "application/xml" },
-		"bad time":           func(m *broker.Message) { m.Header[events.HeaderTime] = "yesterday" },
-		"not json":           func(m *broker.Message) { m.Body = []byte("{") },
-		"trailing data":      func(m *broker.Message) { m.Body = append(m.Body, []byte(`{}`)...) },
-		"missing email":      func(m *broker.Message) { m.Body = []byte(`{"id":"u","registered_at":"2026-01-01T00:00:00Z"}`) },
-		"missing id":         func(m *broker.Message) { m.Body = []byte(`{"email":"a@b.c","registered_at":"2026-01-01T00:00:00Z"}`) },
-		"missing time":       func(m *broker.Message) { m.Body = []byte(`{"id":"u","email":"a@b.c"}`) },
-		"display-name email": func(m *broker.Message) { m.Body = []byte(`{"id":"u","email":"Eve <e@x.y>","registered_at":"2026-01-01T00:00:00Z"}`) },
-		"huge body":          func(m *broker.Message) { m.Body = make([]byte, events.MaxEventBody+1) },
+		"wrong type":        func(m *broker.Message) { m.Header[events.HeaderType] = "other" },
+		"wrong specversion": func(m *broker.Message) { m.Header[events.HeaderSpecVersion] = "0.3" },
+		"no id":             func(m *broker.Message) { delete(m.Header, events.HeaderID) },
+		"no source":         func(m *broker.Message) { delete(m.Header, events.HeaderSource) },
+		"xml":               func(m *broker.Message) { m.Header[events.HeaderContentType] = "application/xml" },
+		"bad time":          func(m *broker.Message) { m.Header[events.HeaderTime] = "yesterday" },
+		"not json":          func(m *broker.Message) { m.Body = []byte("{") },
+		"trailing data":     func(m *broker.Message) { m.Body = append(m.Body, []byte(`{}`)...) },
+		"missing email":     func(m *broker.Message) { m.Body = []byte(`{"id":"u","registered_at":"2026-01-01T00:00:00Z"}`) },
+		"missing id":        func(m *broker.Message) { m.Body = []byte(`{"email":"a@b.c","registered_at":"2026-01-01T00:00:00Z"}`) },
+		"missing time":      func(m *broker.Message) { m.Body = []byte(`{"id":"u","email":"a@b.c"}`) },
+		"display-name email": func(m *broker.Message) {
+			m.Body = []byte(`{"id":"u","email":"Eve <e@x.y>","registered_at":"2026-01-01T00:00:00Z"}`)
+		},
+		"huge body": func(m *broker.Message) { m.Body = make([]byte, events.MaxEventBody+1) },
 	}
 	for name, mutate := range cases {
 		t.Run(name, func(t *testing.T) {
