@@ -1,0 +1,19 @@
+// Package mem is an in-process [registry.Registry]: the registrations live in
+// a [Store] in memory, shared by the clients ([Registry] values) of one
+// process. It suits tests and a single binary that runs every service
+// (herald up); it is not visible to other processes.
+//
+// # Leases
+//
+// Registrations are leases as in every Herald registry: a registered
+// instance stays listed while its client renews it (a heartbeat every third
+// of its TTL) and is removed by the store, with a Removed event to the
+// watchers, once its TTL has passed without a renewal. [Registry.Kill]
+// stops a client's heartbeats without deregistering, as a crashed process
+// would, so that expiry can be tested.
+//
+// # URLs
+//
+// "mem://" opens a client of a new, empty store (see [OpenURL]); programs
+// that want several clients on one store call [New] with [WithStore].
+package mem
