@@ -1,0 +1,42 @@
+// Package nats is a [registry.Registry] on a NATS JetStream key-value
+// bucket, so that every process connected to one NATS server (or cluster)
+// shares one registry.
+//
+// # Storage
+//
+// Each instance is one key of the bucket (default [DefaultBucket]), its value
+// the JSON of [registry.Instance]. The key is "<service>.<instance-id>" with
+// every '.' inside either name written as '=' (a byte names cannot contain):
+// instance "01J9" of "herald.user" is the key "herald=user.01J9". A key thus
+// always has exactly two tokens, so "<service>.*" matches the instances of
+// that one service and never those of "herald.user.admin", and no two
+// (service, ID) pairs share a key.
+//
+// # Leases
+//
+// A lease is a per-message TTL (nats-server 2.11 or later; the bucket is
+// created with LimitMarkerTTL, which turns on per-message TTLs and makes
+// the server write a delete marker when one runs out). Register writes the
+// key with the TTL (rounded up to whole seconds, the server's granularity)
+// and a heartbeat rewrites it every third of the TTL; the bucket keeps one
+// revision per key, so the newest write's TTL is the one that counts. When
+// the process dies or loses its connection, the heartbeats stop and the
+// server itself removes the key once the TTL has passed, and tells the
+// watchers: nothing depends on the dead process's cooperation. The
+// bucket's own MaxAge is not used, so instances can have different TTLs.
+//
+// Deregister and Close purge the key at once (the purge marker itself
+// expires after the bucket's marker TTL, so deregistered instances leave
+// nothing behind).
+//
+// # Watch
+//
+// Watch is a KV watch on "<service>.*". Its first events are the live
+// instances; after that a write is Added only when the instance changed, so
+// heartbeats are not news, and a delete, purge or TTL marker is Removed.
+//
+// # URLs
+//
+// "nats://host:port?bucket=name" ([OpenURL]); user and password in the URL
+// are passed to the server and never logged.
+package nats
