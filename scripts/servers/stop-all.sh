@@ -32,4 +32,7 @@ if [ -f /var/lib/rabbitmq/mnesia/rabbit@localhost.pid ] && command -v rabbitmqct
   epmd -kill >/dev/null 2>&1 || true
 fi
 
+# etcd (start-etcd.sh): a plain process with a PID file.
+stop_pid etcd "$S/etcd/etcd.pid"
+
 exit 0
