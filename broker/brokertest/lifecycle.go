@@ -22,10 +22,11 @@ type blocker struct {
 	maxBlock    time.Duration
 }
 
+// newBlocker returns a blocker; the test must defer its free, so that the
+// handler is released before the cleanups unsubscribe and close (deferred
+// calls run before t.Cleanup functions, which run last registered first).
 func (e *env) newBlocker() *blocker {
-	b := &blocker{started: make(chan struct{}), release: make(chan struct{}), maxBlock: 3 * e.f.Timeout}
-	e.Cleanup(b.free) // never leave a handler blocked after the test
-	return b
+	return &blocker{started: make(chan struct{}), release: make(chan struct{}), maxBlock: 3 * e.f.Timeout}
 }
 
 func (b *blocker) handle(context.Context, *broker.Message) error {
@@ -47,6 +48,7 @@ func testUnsubscribeWaitsForHandler(e *env) {
 	pub, c := e.client(), e.client()
 	topic := e.topic("unsubwait")
 	b, r := e.newBlocker(), newRecorder()
+	defer b.free()
 	sub := e.subscribe(c, topic, r.handler(0, b.handle))
 	e.publish(pub, topic, &broker.Message{Body: []byte("slow")})
 	e.waitClosed(b.started, e.f.Timeout, "the handler to start")
@@ -114,6 +116,7 @@ func testCloseDrainsHandlers(e *env) {
 	pub, c := e.client(), e.client()
 	topic, q := e.topic("closedrain"), e.queue("workers")
 	b, r := e.newBlocker(), newRecorder()
+	defer b.free()
 	e.subscribe(c, topic, r.handler(0, b.handle), broker.Queue(q), broker.AckWait(e.f.AckWait))
 	m := &broker.Message{Body: []byte("in flight at close")}
 	e.publish(pub, topic, m)
@@ -163,6 +166,7 @@ func testCloseBoundedByContext(e *env) {
 	pub, c := e.client(), e.client()
 	topic := e.topic("closestuck")
 	b := e.newBlocker()
+	defer b.free()
 	e.subscribe(c, topic, b.handle)
 	e.publish(pub, topic, &broker.Message{Body: []byte("stuck")})
 	e.waitClosed(b.started, e.f.Timeout, "the handler to start")
@@ -203,6 +207,7 @@ func testAbandonedDeliveryRedelivered(e *env) {
 	pub, c := e.client(), e.client()
 	topic, q := e.topic("abandoned"), e.queue("workers")
 	b, r := e.newBlocker(), newRecorder()
+	defer b.free()
 	e.subscribe(c, topic, r.handler(0, b.handle), broker.Queue(q), broker.AckWait(e.f.AckWait))
 	m := &broker.Message{Body: []byte("abandoned")}
 	e.publish(pub, topic, m)

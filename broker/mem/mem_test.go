@@ -137,3 +137,56 @@ func TestBufferedGroupBurst(t *testing.T) {
 		t.Fatalf("%d of %d messages out of order", bad, n)
 	}
 }
+
+// TestHandlerPublishes: handlers that publish (to their own topic and
+// another) never deadlock, since queues are unbounded and Publish never
+// waits for a consumer.
+func TestHandlerPublishes(t *testing.T) {
+	ctx := context.Background()
+	b := mem.New()
+	defer b.Close(ctx)
+	const depth = 20_000
+	done := make(chan struct{})
+	_, err := b.Subscribe(ctx, "chain", func(ctx context.Context, m *broker.Message) error {
+		n := int(m.Body[0]) | int(m.Body[1])<<8 | int(m.Body[2])<<16
+		if n == depth {
+			close(done)
+			return nil
+		}
+		n++
+		next := []byte{byte(n), byte(n >> 8), byte(n >> 16)}
+		// Two messages per message handled on a side topic nobody drains yet.
+		for range 2 {
+			if err := b.Publish(ctx, "side", &broker.Message{Body: next}); err != nil {
+				return err
+			}
+		}
+		return b.Publish(ctx, "chain", &broker.Message{Body: next})
+	}, broker.Concurrency(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	side := make(chan struct{}, 2*depth)
+	_, err = b.Subscribe(ctx, "side", func(context.Context, *broker.Message) error {
+		side <- struct{}{}
+		return nil
+	}, broker.Queue("slow"), broker.Concurrency(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Publish(ctx, "chain", &broker.Message{Body: []byte{0, 0, 0}}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("a chain of handlers that publish did not finish")
+	}
+	for range 2 * depth {
+		select {
+		case <-side:
+		case <-time.After(10 * time.Second):
+			t.Fatal("side messages missing")
+		}
+	}
+}
