@@ -18,8 +18,13 @@ type hasher struct {
 	sem  chan struct{}
 }
 
-func newHasher(cost int) *hasher {
-	return &hasher{cost: cost, sem: make(chan struct{}, runtime.GOMAXPROCS(0))}
+// newHasher returns a hasher at cost running up to slots hashes at once
+// (runtime.GOMAXPROCS(0) when slots < 1).
+func newHasher(cost, slots int) *hasher {
+	if slots < 1 {
+		slots = runtime.GOMAXPROCS(0)
+	}
+	return &hasher{cost: cost, sem: make(chan struct{}, slots)}
 }
 
 // hash returns the bcrypt hash of pw, waiting for a free slot as long as

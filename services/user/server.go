@@ -44,6 +44,9 @@ type Config struct {
 	DB *gorm.DB
 	// BcryptCost is the bcrypt cost (default [DefaultBcryptCost]).
 	BcryptCost int
+	// HashConcurrency bounds the passwords hashed at once (default
+	// runtime.GOMAXPROCS(0); see [WithHashConcurrency]).
+	HashConcurrency int
 	// Broker receives the user.registered events (required). The server
 	// does not close it.
 	Broker broker.Broker
@@ -112,6 +115,9 @@ func NewServer(cfg Config) (*Server, error) {
 	if err := WithMaxRequestBytes(cfg.MaxRequestBytes)(&Service{}); err != nil {
 		return nil, err
 	}
+	if cfg.HashConcurrency < 0 {
+		return nil, fmt.Errorf("user: %w: hash concurrency must be >= 0, not %d", broker.ErrInvalidOption, cfg.HashConcurrency)
+	}
 	return &Server{cfg: cfg, log: cfg.Logger}, nil
 }
 
@@ -144,11 +150,16 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if s.relay, err = outbox.NewRelay(s.db, s.cfg.Broker, relayOpts...); err != nil {
 		return err
 	}
-	svc, err := NewService(s.db,
+	opts := []Option{
 		WithBcryptCost(s.cfg.BcryptCost),
 		WithLogger(s.log),
 		WithNotify(s.relay.Notify),
-		WithMaxRequestBytes(s.cfg.MaxRequestBytes))
+		WithMaxRequestBytes(s.cfg.MaxRequestBytes),
+	}
+	if s.cfg.HashConcurrency > 0 {
+		opts = append(opts, WithHashConcurrency(s.cfg.HashConcurrency))
+	}
+	svc, err := NewService(s.db, opts...)
 	if err != nil {
 		return err
 	}

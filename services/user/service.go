@@ -28,6 +28,8 @@ const DefaultMaxRequestBytes = 64 << 10
 // for concurrent use.
 type Service struct {
 	store    *store
+	cost     int
+	slots    int
 	hasher   *hasher
 	log      *slog.Logger
 	notify   func()
@@ -46,7 +48,22 @@ func WithBcryptCost(cost int) Option {
 		if cost < bcrypt.MinCost || cost > bcrypt.MaxCost {
 			return fmt.Errorf("user: %w: bcrypt cost must be in [%d, %d], not %d", broker.ErrInvalidOption, bcrypt.MinCost, bcrypt.MaxCost, cost)
 		}
-		s.hasher = newHasher(cost)
+		s.cost = cost
+		return nil
+	}
+}
+
+// WithHashConcurrency sets how many passwords may be hashed at once (n ≥ 1;
+// default runtime.GOMAXPROCS(0)). Registrations beyond it wait their turn.
+// With every core hashing, other requests wait for the Go scheduler to
+// preempt a hash (every 10 ms) at each step; GOMAXPROCS-1 keeps a core for
+// them at the cost of registration throughput.
+func WithHashConcurrency(n int) Option {
+	return func(s *Service) error {
+		if n < 1 {
+			return fmt.Errorf("user: %w: hash concurrency must be >= 1, not %d", broker.ErrInvalidOption, n)
+		}
+		s.slots = n
 		return nil
 	}
 }
@@ -93,7 +110,7 @@ func NewService(db *gorm.DB, opts ...Option) (*Service, error) {
 	}
 	s := &Service{
 		store:    newStore(db, Source),
-		hasher:   newHasher(DefaultBcryptCost),
+		cost:     DefaultBcryptCost,
 		log:      slog.New(slog.DiscardHandler),
 		notify:   func() {},
 		maxBytes: DefaultMaxRequestBytes,
@@ -106,6 +123,7 @@ func NewService(db *gorm.DB, opts ...Option) (*Service, error) {
 	if s.notify == nil {
 		s.notify = func() {}
 	}
+	s.hasher = newHasher(s.cost, s.slots)
 	return s, nil
 }
 

@@ -3,8 +3,11 @@ package user
 import (
 	"context"
 	"errors"
+	"runtime"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/herald-dev/herald/internal/dbtest"
 	"github.com/herald-dev/herald/outbox"
@@ -60,5 +63,32 @@ func TestNormaliseEmail(t *testing.T) {
 	}
 	if emailKey("Ada@example.com") != emailKey("ada@EXAMPLE.com") {
 		t.Error("email keys differ by case")
+	}
+}
+
+// TestHasherBound: with every slot taken, a hash waits (and gives up with
+// its context); once a slot frees, it runs.
+func TestHasherBound(t *testing.T) {
+	h := newHasher(4, 2)
+	if cap(h.sem) != 2 {
+		t.Fatalf("slots = %d, want 2", cap(h.sem))
+	}
+	h.sem <- struct{}{}
+	h.sem <- struct{}{}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := h.hash(ctx, "password-1"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("hash with no free slot = %v, want DeadlineExceeded", err)
+	}
+	<-h.sem
+	hash, err := h.hash(context.Background(), "password-1")
+	if err != nil || bcrypt.CompareHashAndPassword(hash, []byte("password-1")) != nil {
+		t.Fatalf("hash = %q, %v", hash, err)
+	}
+	if len(h.sem) != 1 {
+		t.Fatalf("%d slots held after the hash, want 1 (the test's)", len(h.sem))
+	}
+	if d := newHasher(4, 0); cap(d.sem) != runtime.GOMAXPROCS(0) {
+		t.Fatalf("default slots = %d, want GOMAXPROCS", cap(d.sem))
 	}
 }

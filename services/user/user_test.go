@@ -363,6 +363,7 @@ func TestNewServerRejects(t *testing.T) {
 		"cost too low":    {Broker: &recorder{}, BcryptCost: 3},
 		"cost too high":   {Broker: &recorder{}, BcryptCost: 32},
 		"tiny body limit": {Broker: &recorder{}, MaxRequestBytes: 10},
+		"negative slots":  {Broker: &recorder{}, HashConcurrency: -1},
 	} {
 		if _, err := user.NewServer(cfg); !errors.Is(err, broker.ErrInvalidOption) {
 			t.Errorf("%s: NewServer = %v, want ErrInvalidOption", name, err)
