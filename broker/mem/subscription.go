@@ -3,6 +3,7 @@ package mem
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 
 	"github.com/herald-dev/herald/broker"
@@ -129,12 +130,24 @@ func (s *subscription) wait(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// idleSpins is how many times an idle worker yields before it parks.
+const idleSpins = 20
+
 // run pops deliveries and handles them until the subscription stops.
 func (w *worker) run() {
 	s, g := w.s, w.s.g
 	g.mu.Lock()
 	for {
-		for g.ready.len() == 0 && !s.stopping {
+		for spins := 0; g.ready.len() == 0 && !s.stopping; spins++ {
+			if spins < idleSpins {
+				// The next message is often a few hundred nanoseconds
+				// away: yield a little before parking, which would make
+				// the publisher pay for a thread wake-up.
+				g.mu.Unlock()
+				runtime.Gosched()
+				g.mu.Lock()
+				continue
+			}
 			g.waiting++
 			g.cond.Wait()
 			g.waiting--
