@@ -3,7 +3,10 @@ package user
 import (
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
+
+	"github.com/herald-dev/herald/events"
 )
 
 // FuzzValidateCreate checks the invariants of request validation on any
@@ -44,6 +47,14 @@ func FuzzValidateCreate(f *testing.F) {
 		}
 		if id != "" && !validID(in.id) {
 			t.Fatalf("accepted id %q", in.id)
+		}
+		// What is accepted makes an event the email service accepts.
+		m, err := events.NewUserRegistered(Source, events.UserRegistered{ID: "u", Name: in.name, Email: in.email, RegisteredAt: time.Unix(1, 0)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev, err := events.DecodeUserRegistered(m); err != nil || ev.Email != in.email || ev.Name != in.name {
+			t.Fatalf("event for %q <%s> decodes as %+v, %v", in.name, in.email, ev, err)
 		}
 	})
 }
