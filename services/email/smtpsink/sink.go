@@ -392,5 +392,7 @@ func headerSafe(s string) string {
 // errorLog routes go-smtp's error log to slog.
 type errorLog struct{ log *slog.Logger }
 
-func (e errorLog) Printf(format string, v ...any) { e.log.Warn("smtpsink: " + fmt.Sprintf(format, v...)) }
-func (e errorLog) Println(v ...any)               { e.log.Warn("smtpsink: " + fmt.Sprint(v...)) }
+func (e errorLog) Printf(format string, v ...any) {
+	e.log.Warn("smtpsink: " + fmt.Sprintf(format, v...))
+}
+func (e errorLog) Println(v ...any) { e.log.Warn("smtpsink: " + fmt.Sprint(v...)) }
