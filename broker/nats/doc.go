@@ -1,0 +1,87 @@
+// Package nats is Herald's [broker.Broker] on NATS JetStream, built on the
+// official client (github.com/nats-io/nats.go/jetstream).
+//
+//	b, err := nats.New(ctx, "nats://127.0.0.1:4222")
+//	…
+//	err = b.Publish(ctx, "user.registered", &broker.Message{Body: body})
+//	sub, err := b.Subscribe(ctx, "user.registered", handle, broker.Queue("email"))
+//
+// A [Broker] is safe for concurrent use. Package natsserver, beside this
+// one, runs a NATS server with JetStream inside the process.
+//
+// # Names
+//
+// Each topic has a stream of its own, created (or updated) the first time
+// the broker publishes to or subscribes to the topic. With the default
+// prefix "herald" (see [WithPrefix]), topic "user.registered" is subject
+// "herald.user.registered", held by stream "herald~user~registered": a stream
+// name cannot contain dots, and "~" can appear in neither a topic nor a
+// prefix, so the mapping is one-to-one. Streams use Limits retention with a
+// max age ([DefaultMaxAge], see [WithMaxAge]), file storage (see
+// [WithMemoryStorage]) and a duplicate window ([DefaultDuplicateWindow]).
+//
+// A queue group is a durable pull consumer named after the group on the
+// topic's stream. A broadcast subscriber is an ephemeral pull consumer,
+// deleted when it unsubscribes (or by the server a minute after its
+// subscriber vanished).
+//
+// # Delivery semantics
+//
+// Delivery is at least once, as the broker package describes, with these
+// NATS specifics:
+//
+//   - Publish returns nil once JetStream has stored the message (its PubAck)
+//     and honours ctx. [Broker.PublishBatch] publishes asynchronously, up to
+//     [WithMaxPending] messages awaiting their PubAck, and returns once all
+//     are stored: use it (or [broker.PublishBatch]) for throughput.
+//   - The message ID is sent as Nats-Msg-Id, so JetStream drops a
+//     re-publish of an ID it stored within the duplicate window (what an
+//     outbox relay that retries wants) and Publish still returns nil. A
+//     replay of a dead letter (header [broker.HeaderReplayedAt]) and a dead
+//     letter itself are published under a Nats-Msg-Id of their own (the ID
+//     plus "/replay/…" or "/dlq/…"), so the window never swallows them;
+//     they are delivered with their original ID.
+//   - A new queue group starts at the beginning of the stream
+//     (DeliverAll): the events published before its first member ever joined
+//     are delivered to it, as far back as the stream's max age. A broadcast
+//     subscriber gets the messages published after it subscribed
+//     (DeliverNew).
+//   - Acknowledgement is explicit. A handler error is a Nak with the
+//     backoff's delay (NakWithDelay); a dead letter is published to the
+//     dead-letter topic and the original then terminated (Term), or Nak-ed
+//     if that publish failed. [broker.Message.Attempt] is JetStream's
+//     delivery count and [broker.Message.PublishedAt] its timestamp.
+//     The consumer's MaxDeliver is MaxAttempts plus 10, a safety net for
+//     deliveries that never reach a decision.
+//   - A subscriber pulls [broker.Concurrency] messages at a time and runs
+//     that many handlers at once. While a handler runs, the broker sends
+//     JetStream "in progress" every third of the AckWait; a message is
+//     redelivered only when its subscriber stopped answering for an AckWait.
+//   - Headers travel as NATS headers, byte for byte: names NATS would refuse
+//     or interpret (Nats-*), and values it would alter (surrounding spaces,
+//     CR, LF), are carried escaped in a reserved header.
+//   - The connection reconnects forever with backoff; publishes in flight
+//     are retried within their context, and subscriptions resume after a
+//     server restart, recreating a consumer the server lost (a broadcast
+//     subscriber resumes after the last message it got).
+//   - Messages larger than the server's max payload (headers included) are
+//     refused with [broker.ErrTooLarge]. NATS defaults to 1 MiB; the
+//     embedded server takes 8 MiB.
+//   - Close and Unsubscribe stop pulling, give the messages pulled but not
+//     started back to JetStream at once, wait for the handlers in flight
+//     (bounded by ctx), and then close the connection (unless it came from
+//     [WithConn]) and the embedded server.
+//
+// # URLs
+//
+// [OpenURL] opens "nats://" URLs:
+//
+//	nats://127.0.0.1:4222                  a NATS server (user:password@ accepted)
+//	nats://                                an embedded server for the broker's life,
+//	                                       data in a temporary directory
+//	nats://?dir=.herald/nats               an embedded server keeping its data in dir
+//
+// Query parameters: storage=file|memory (streams' storage), max_age=72h
+// (streams' max age, 0 for none), prefix=herald (see [WithPrefix]), dir=path
+// (embedded server only). Any other parameter is an error.
+package nats

@@ -1,0 +1,168 @@
+package nats
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/herald-dev/herald/broker"
+	"github.com/herald-dev/herald/broker/nats/natsserver"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Defaults of [New].
+const (
+	// DefaultMaxAge is how long a stream keeps a message (Limits retention):
+	// a queue group that joins later, or a replay, can reach back this far.
+	DefaultMaxAge = 7 * 24 * time.Hour
+	// DefaultDuplicateWindow is how long JetStream remembers a message ID to
+	// drop a re-publish of it (see [broker.Broker.Publish]).
+	DefaultDuplicateWindow = 2 * time.Minute
+	// DefaultMaxPending bounds the messages of [Broker.PublishBatch] in
+	// flight at once (published, acknowledgement not yet received).
+	DefaultMaxPending = 4096
+	// DefaultPublishTimeout bounds a Publish, PublishBatch or dead-letter
+	// publish whose context has no deadline, retries included.
+	DefaultPublishTimeout = 30 * time.Second
+)
+
+type config struct {
+	conn           *nats.Conn
+	natsOpts       []nats.Option
+	prefix         string
+	storage        jetstream.StorageType
+	maxAge         time.Duration
+	dupWindow      time.Duration
+	maxPending     int
+	publishTimeout time.Duration
+	logger         *slog.Logger
+	embedded       *natsserver.Server // started by OpenURL("nats://"), stopped by Close
+}
+
+func defaults() config {
+	return config{
+		prefix:         DefaultPrefix,
+		storage:        jetstream.FileStorage,
+		maxAge:         DefaultMaxAge,
+		dupWindow:      DefaultDuplicateWindow,
+		maxPending:     DefaultMaxPending,
+		publishTimeout: DefaultPublishTimeout,
+		logger:         slog.New(slog.DiscardHandler),
+	}
+}
+
+// Option configures [New].
+type Option func(*config) error
+
+func invalidOption(format string, args ...any) error {
+	return fmt.Errorf("nats: %w: "+format, append([]any{broker.ErrInvalidOption}, args...)...)
+}
+
+// WithConn makes the broker use nc instead of dialling the URL given to
+// [New] (which may then be ""). The broker does not own nc: Close leaves it
+// open, and its reconnect settings are the caller's.
+func WithConn(nc *nats.Conn) Option {
+	return func(c *config) error {
+		if nc == nil {
+			return invalidOption("nil connection")
+		}
+		c.conn = nc
+		return nil
+	}
+}
+
+// WithNATSOptions adds options to the connection [New] dials (credentials,
+// TLS, a name…). They come after Herald's own (reconnect forever with
+// backoff, logging handlers), so they can override them.
+func WithNATSOptions(opts ...nats.Option) Option {
+	return func(c *config) error {
+		c.natsOpts = append(c.natsOpts, opts...)
+		return nil
+	}
+}
+
+// WithPrefix sets the namespace of the broker's subjects and streams,
+// [DefaultPrefix] by default: topic "a.b" is subject prefix+".a.b" in stream
+// prefix+"~a~b". It is one token of letters, digits, '-' and '_'. Brokers
+// that talk to each other must use the same prefix.
+func WithPrefix(prefix string) Option {
+	return func(c *config) error {
+		if err := broker.ValidateQueue(prefix); err != nil {
+			return invalidOption("prefix: %v", err)
+		}
+		c.prefix = prefix
+		return nil
+	}
+}
+
+// WithMemoryStorage keeps the streams the broker creates in memory instead
+// of on file: faster, and lost when the server restarts.
+func WithMemoryStorage() Option {
+	return func(c *config) error {
+		c.storage = jetstream.MemoryStorage
+		return nil
+	}
+}
+
+// WithMaxAge sets how long the streams the broker creates keep a message
+// ([DefaultMaxAge] by default; 0 keeps them until removed by hand).
+func WithMaxAge(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return invalidOption("max age must be >= 0, not %v", d)
+		}
+		c.maxAge = d
+		return nil
+	}
+}
+
+// WithDuplicateWindow sets how long the streams the broker creates remember
+// message IDs to drop re-publishes ([DefaultDuplicateWindow] by default).
+func WithDuplicateWindow(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return invalidOption("duplicate window must be > 0, not %v", d)
+		}
+		c.dupWindow = d
+		return nil
+	}
+}
+
+// WithMaxPending bounds how many messages [Broker.PublishBatch] keeps in
+// flight, waiting for their acknowledgement ([DefaultMaxPending] by
+// default).
+func WithMaxPending(n int) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return invalidOption("max pending must be >= 1, not %d", n)
+		}
+		c.maxPending = n
+		return nil
+	}
+}
+
+// WithPublishTimeout bounds a publish whose context has no deadline
+// ([DefaultPublishTimeout] by default). Publish retries while the server is
+// unreachable or the stream missing, up to this bound.
+func WithPublishTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return invalidOption("publish timeout must be > 0, not %v", d)
+		}
+		c.publishTimeout = d
+		return nil
+	}
+}
+
+// WithLogger sets the logger of the broker's warnings (connection lost and
+// regained, acks that could not be sent…); the default discards them.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error {
+		if l == nil {
+			return invalidOption("nil logger")
+		}
+		c.logger = l
+		return nil
+	}
+}

@@ -1,0 +1,66 @@
+package nats
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/herald-dev/herald/broker"
+	"github.com/herald-dev/herald/broker/nats/natsserver"
+)
+
+// Scheme is the URL scheme of this backend in a [broker.URLMux].
+const Scheme = "nats"
+
+// OpenURL opens a broker from a URL (see # URLs in the package
+// documentation). Its signature is [broker.OpenFunc]: register it with
+// mux.Register(nats.Scheme, nats.OpenURL).
+func OpenURL(ctx context.Context, u *url.URL) (broker.Broker, error) {
+	if err := broker.CheckQuery(u, "storage", "max_age", "dir", "prefix"); err != nil {
+		return nil, err
+	}
+	q := u.Query()
+	var opts []Option
+	switch s := q.Get("storage"); s {
+	case "", "file":
+	case "memory":
+		opts = append(opts, WithMemoryStorage())
+	default:
+		return nil, fmt.Errorf("%w: storage=%q (want file or memory)", broker.ErrBadURL, s)
+	}
+	if v := q.Get("max_age"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return nil, fmt.Errorf("%w: max_age=%q is not a duration >= 0 such as 72h", broker.ErrBadURL, v)
+		}
+		opts = append(opts, WithMaxAge(d))
+	}
+	if v := q.Get("prefix"); v != "" {
+		opts = append(opts, WithPrefix(v))
+	}
+	if u.Host != "" {
+		if q.Has("dir") {
+			return nil, fmt.Errorf("%w: dir is for the embedded server (nats:// with no host), not %q", broker.ErrBadURL, u.Redacted())
+		}
+		c := *u
+		c.RawQuery = ""
+		return New(ctx, c.String(), opts...)
+	}
+
+	var sopts []natsserver.Option
+	if dir := q.Get("dir"); dir != "" {
+		sopts = append(sopts, natsserver.WithDataDir(dir))
+	}
+	srv, err := natsserver.Start(sopts...)
+	if err != nil {
+		return nil, fmt.Errorf("nats: embedded server: %w", err)
+	}
+	opts = append(opts, func(c *config) error { c.embedded = srv; return nil })
+	b, err := New(ctx, srv.ClientURL(), opts...)
+	if err != nil {
+		srv.Shutdown()
+		return nil, err
+	}
+	return b, nil
+}
