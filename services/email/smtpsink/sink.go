@@ -193,6 +193,7 @@ func Start(addr, dir string, opts ...Option) (*Sink, error) {
 	srv.ReadTimeout = time.Minute
 	srv.WriteTimeout = time.Minute
 	srv.AllowInsecureAuth = cfg.insecure
+	srv.EnableSMTPUTF8 = true
 	srv.ErrorLog = errorLog{cfg.log}
 	if !cfg.implicitTLS {
 		srv.TLSConfig = cfg.tls
@@ -267,7 +268,8 @@ func (s *Sink) newSession(c *smtp.Conn) (smtp.Session, error) {
 	if a := c.Conn().RemoteAddr(); a != nil {
 		remote = a.String()
 	}
-	return &session{sink: s, helo: c.Hostname(), remote: remote}, nil
+	_, isTLS := c.TLSConnectionState()
+	return &session{sink: s, helo: c.Hostname(), remote: remote, tls: isTLS}, nil
 }
 
 // session is one SMTP conversation.
@@ -275,6 +277,7 @@ type session struct {
 	sink   *Sink
 	helo   string
 	remote string
+	tls    bool
 	authed bool
 	from   string
 	rcpts  []string
@@ -366,8 +369,16 @@ func (ss *session) trace() string {
 	for _, r := range ss.rcpts {
 		fmt.Fprintf(&b, "Delivered-To: %s\r\n", headerSafe(r))
 	}
-	fmt.Fprintf(&b, "Received: from %s (%s)\r\n\tby %s (Herald SMTP sink) with ESMTP;\r\n\t%s\r\n",
-		headerSafe(ss.helo), headerSafe(ss.remote), ss.sink.cfg.domain, time.Now().Format(time.RFC1123Z))
+	// RFC 3848: ESMTPS over TLS, ESMTPA authenticated, ESMTPSA both.
+	with := "ESMTP"
+	if ss.tls {
+		with += "S"
+	}
+	if ss.authed {
+		with += "A"
+	}
+	fmt.Fprintf(&b, "Received: from %s (%s)\r\n\tby %s (Herald SMTP sink) with %s;\r\n\t%s\r\n",
+		headerSafe(ss.helo), headerSafe(ss.remote), ss.sink.cfg.domain, with, time.Now().Format(time.RFC1123Z))
 	return b.String()
 }
 
