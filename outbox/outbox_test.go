@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -171,9 +173,18 @@ func run(t *testing.T, r *outbox.Relay) {
 	})
 }
 
+// testWriter sends log lines to t.Log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
 func newRelay(t *testing.T, g *gorm.DB, b broker.Broker, opts ...outbox.Option) *outbox.Relay {
 	t.Helper()
-	r, err := outbox.NewRelay(g, b, opts...)
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	r, err := outbox.NewRelay(g, b, append([]outbox.Option{outbox.WithLogger(log)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +259,7 @@ func TestRollbackLeavesNothing(t *testing.T) {
 // once, byte for byte.
 func TestRelayExactlyOnce(t *testing.T) {
 	dbtest.Run(t, []string{outbox.Table}, func(t *testing.T, url string) {
-		const n = 300
+		const n = 600
 		b := newCounting(mem.New())
 		got := subscribe(t, b)
 		want := add(t, open(t, url), n)
@@ -257,10 +268,13 @@ func TestRelayExactlyOnce(t *testing.T) {
 			relays []*outbox.Relay
 			shares [3]share
 		)
+		// Open all three first, then start them together, so that none
+		// drains the table before the others run.
 		for i := range 3 {
 			shares[i].Broker = b
-			r := newRelay(t, open(t, url), &shares[i], outbox.WithBatchSize(7), outbox.WithPollInterval(5*time.Millisecond))
-			relays = append(relays, r)
+			relays = append(relays, newRelay(t, open(t, url), &shares[i], outbox.WithBatchSize(5), outbox.WithPollInterval(5*time.Millisecond)))
+		}
+		for _, r := range relays {
 			run(t, r)
 		}
 		eventually(t, 60*time.Second, "all messages delivered", func() bool { return got.count() == n })

@@ -2,8 +2,10 @@ package outbox
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -120,7 +122,15 @@ func (r *Relay) Once(ctx context.Context) (int, error) {
 }
 
 // claim leases up to a batch of due rows to a new claim token.
-func (r *Relay) claim(ctx context.Context) ([]row, string, error) {
+func (r *Relay) claim(ctx context.Context) (rows []row, token string, err error) {
+	err = retryConflicts(ctx, func() error {
+		rows, token, err = r.claimOnce(ctx)
+		return err
+	})
+	return rows, token, err
+}
+
+func (r *Relay) claimOnce(ctx context.Context) ([]row, string, error) {
 	db := r.db.WithContext(ctx)
 	now := r.now()
 	until := now.Add(r.o.lease)
@@ -141,7 +151,9 @@ func (r *Relay) claim(ctx context.Context) ([]row, string, error) {
 		return rows, token, nil
 	}
 	// MySQL/MariaDB and PostgreSQL: rows locked by another relay's claim
-	// transaction are skipped, not waited for.
+	// transaction are skipped, not waited for. READ COMMITTED (PostgreSQL's
+	// default) keeps InnoDB from locking the gaps between rows, which would
+	// make concurrent claims and deletes deadlock.
 	err := db.Transaction(func(tx *gorm.DB) error {
 		err := tx.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate, Options: clause.LockingOptionsSkipLocked}).
 			Where(due, now, now).Order("seq").Limit(r.o.batch).Find(&rows).Error
@@ -150,7 +162,7 @@ func (r *Relay) claim(ctx context.Context) ([]row, string, error) {
 		}
 		return tx.Model(&row{}).Where("seq IN ?", seqs(rows)).
 			Updates(map[string]any{"claimed_by": token, "claimed_until": until}).Error
-	})
+	}, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
 		return nil, "", fmt.Errorf("outbox: claim: %w", err)
 	}
@@ -206,7 +218,9 @@ func (r *Relay) markSent(ctx context.Context, token string, rows []row) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	err := r.db.WithContext(ctx).Where("seq IN ? AND claimed_by = ?", seqs(rows), token).Delete(&row{}).Error
+	err := retryConflicts(ctx, func() error {
+		return r.db.WithContext(ctx).Where("seq IN ? AND claimed_by = ?", seqs(rows), token).Delete(&row{}).Error
+	})
 	if err != nil {
 		return fmt.Errorf("outbox: delete %d published rows: %w", len(rows), err)
 	}
@@ -224,10 +238,18 @@ func (r *Relay) release(ctx context.Context, token string, rows []row, why error
 		reason = why.Error()
 	}
 	if len(reason) > 1024 {
-		reason = reason[:1024]
+		reason = strings.ToValidUTF8(reason[:1024], "") // a cut rune would be refused by MySQL
 	}
+	err := retryConflicts(ctx, func() error { return r.releaseOnce(ctx, token, rows, reason) })
+	if err != nil {
+		return fmt.Errorf("outbox: release %d rows: %w", len(rows), err)
+	}
+	return nil
+}
+
+func (r *Relay) releaseOnce(ctx context.Context, token string, rows []row, reason string) error {
 	now := r.now()
-	err := r.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return r.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		for _, x := range rows {
 			err := tx.Model(&row{}).Where("seq = ? AND claimed_by = ?", x.Seq, token).Updates(map[string]any{
 				"claimed_by":      "",
@@ -242,10 +264,6 @@ func (r *Relay) release(ctx context.Context, token string, rows []row, why error
 		}
 		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("outbox: release %d rows: %w", len(rows), err)
-	}
-	return nil
 }
 
 // Backlog returns how many rows wait in the outbox (due or not, claimed or
