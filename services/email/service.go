@@ -150,7 +150,7 @@ func New(cfg Config) (*Service, error) {
 	mopts := append([]MailerOption{WithMailerLogger(cfg.Logger)}, cfg.MailerOptions...)
 	m, err := NewMailer(cfg.SMTPURL, mopts...)
 	if err != nil {
-		return nil, fmt.Errorf("email: config: %w", err)
+		return nil, err
 	}
 	return &Service{cfg: cfg, from: from, mailer: m, log: cfg.Logger}, nil
 }

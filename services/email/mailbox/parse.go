@@ -102,6 +102,9 @@ func fromHeader(h mail.Header) Mail {
 	m.Subject = decodeWords(h.Get("Subject"))
 	m.From = strings.Join(addresses(h.Get("From")), ", ")
 	m.To = addresses(h.Get("To"))
+	if m.To == nil {
+		m.To = []string{} // JSON [] rather than null
+	}
 	for _, rcpt := range h["Delivered-To"] {
 		m.Rcpt = append(m.Rcpt, clean(strings.TrimSpace(rcpt)))
 	}

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/herald-dev/herald/registry"
+	"github.com/herald-dev/herald/registry/mem"
+	regnats "github.com/herald-dev/herald/registry/nats"
+)
+
+// openRegistry opens the registry at rawURL:
+//
+//	mem://                 in this process only (a new, empty store)
+//	nats://host:port       a JetStream KV bucket (?bucket=name, default herald_registry)
+//
+// Errors never contain the URL's password.
+func openRegistry(ctx context.Context, rawURL string) (registry.Registry, error) {
+	if !strings.Contains(rawURL, "://") {
+		return nil, fmt.Errorf("%w: registry URL has no scheme (want mem:// or nats://host:port)", registry.ErrInvalid)
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) { // it repeats the URL, password included
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("%w: registry URL: %v", registry.ErrInvalid, err)
+	}
+	switch strings.ToLower(u.Scheme) {
+	case mem.Scheme:
+		r, err := mem.OpenURL(ctx, u)
+		if err != nil {
+			return nil, err
+		}
+		return r, nil
+	case regnats.Scheme:
+		r, err := regnats.OpenURL(ctx, u)
+		if err != nil {
+			return nil, err
+		}
+		return r, nil
+	}
+	return nil, fmt.Errorf("%w: unknown registry scheme %q in %q (want mem:// or nats://host:port)", registry.ErrInvalid, u.Scheme, u.Redacted())
+}
