@@ -160,26 +160,6 @@ func wantInstances(t *testing.T, got []registry.Instance, want ...registry.Insta
 	}
 }
 
-// waitNotFound polls Lookup until it says ErrNotFound or the deadline
-// passes.
-func waitNotFound(t *testing.T, r registry.Registry, svc string, within time.Duration) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for {
-		_, err := r.Lookup(ctxFor(t, 10*time.Second), svc)
-		if errors.Is(err, registry.ErrNotFound) {
-			return time.Since(start)
-		}
-		if err != nil {
-			t.Fatalf("Lookup %q: %v", svc, err)
-		}
-		if time.Since(start) > within {
-			t.Fatalf("%q still listed after %v", svc, within)
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
-	}
-}
-
 // watch starts a watch that ends with the test.
 func watch(t *testing.T, r registry.Registry, svc string) <-chan registry.Event {
 	t.Helper()
