@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"gorm.io/gorm"
 
@@ -63,14 +64,21 @@ func Migrate(ctx context.Context, db *gorm.DB) error {
 // [broker.NewID]), so the caller learns the ID. The ID, headers and body are
 // published as stored.
 //
-// The topic and message are validated as [broker.Broker.Publish] would; the
-// error then wraps [ErrInvalid].
+// The topic and message are validated as [broker.Broker.Publish] would, and
+// header names and values must be valid UTF-8 (headers are text); the error
+// then wraps [ErrInvalid].
 func Add(tx *gorm.DB, topic string, m *broker.Message) error {
 	if _, err := broker.NewPublishOptions(topic, m); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if len(m.ID) > MaxIDLength {
 		return fmt.Errorf("%w: message id is %d bytes, more than %d", ErrInvalid, len(m.ID), MaxIDLength)
+	}
+	for k, v := range m.Header {
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			// JSON would replace the bad bytes: refuse rather than alter.
+			return fmt.Errorf("%w: header %q is not valid UTF-8 text", ErrInvalid, k)
+		}
 	}
 	header, err := json.Marshal(m.Header)
 	if err != nil {

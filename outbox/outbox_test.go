@@ -217,12 +217,13 @@ func TestAddRejects(t *testing.T) {
 		topic string
 		m     *broker.Message
 	}{
-		"empty topic":  {"", &broker.Message{}},
-		"bad topic":    {"user registered", &broker.Message{}},
-		"wild topic":   {"user.*", &broker.Message{}},
-		"nil message":  {topic, nil},
-		"huge id":      {topic, &broker.Message{ID: string(make([]byte, outbox.MaxIDLength+1))}},
-		"sql in topic": {"x'; DROP TABLE herald_outbox; --", &broker.Message{}},
+		"empty topic":   {"", &broker.Message{}},
+		"bad topic":     {"user registered", &broker.Message{}},
+		"wild topic":    {"user.*", &broker.Message{}},
+		"nil message":   {topic, nil},
+		"huge id":       {topic, &broker.Message{ID: string(make([]byte, outbox.MaxIDLength+1))}},
+		"sql in topic":  {"x'; DROP TABLE herald_outbox; --", &broker.Message{}},
+		"binary header": {topic, &broker.Message{Header: broker.Header{"k": "\xff"}}},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
