@@ -80,6 +80,7 @@ type env struct {
 }
 
 type envOpts struct {
+	broker      func(t *testing.T) broker.Broker // broker/mem when nil
 	sink        []smtpsink.Option
 	smtpURL     func(sink *smtpsink.Sink) string
 	concurrency int
@@ -93,7 +94,11 @@ func newEnv(t *testing.T, o envOpts) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sink.Close(context.Background()) })
-	b := &recorder{Broker: mem.New()}
+	var inner broker.Broker = mem.New()
+	if o.broker != nil {
+		inner = o.broker(t)
+	}
+	b := &recorder{Broker: inner}
 	t.Cleanup(func() { _ = b.Close(context.Background()) })
 	logs := &syncBuffer{}
 	smtpURL := sink.URL()
