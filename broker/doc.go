@@ -26,13 +26,26 @@
 //     an error negatively acknowledges it: the message is delivered again, with
 //     [Message.Attempt] one higher, after an exponential [Backoff] with jitter.
 //     After [MaxAttempts] attempts, or at once when the error is [Permanent],
-//     the message goes to the dead-letter topic (see [DeadLetterTopic]) with
+//     the message goes to the dead-letter topic (see [DeadLetterTo] and
+//     [DefaultDeadLetterTopic]) with
 //     its original headers and body plus the reason, the attempt count and the
 //     original topic (see [HeaderDeadLetterReason] and its siblings).
 //   - A handler that panics is recovered; the panic counts as an error.
 //   - [Subscription.Unsubscribe] and [Broker.Close] stop fetching, let the
 //     handlers in flight finish (bounded by their context), then return.
 //     Publish after Close returns [ErrClosed].
+//   - When the context of Close or Unsubscribe ends before the handlers in
+//     flight finish, the call returns an error wrapping the context's error;
+//     the handlers' own contexts are not cancelled by the wait, and their
+//     deliveries are abandoned: a durable group gets them again (on another
+//     member) once [AckWait] has passed.
+//   - Subscribe returns once the subscription is live: a message published
+//     after Subscribe returns is delivered to it. A cancelled context makes
+//     Subscribe fail with an error wrapping the context's error.
+//   - A redelivery keeps the message's ID, headers, body and PublishedAt.
+//   - Unsubscribe after the broker's Close returns nil or [ErrClosed].
+//   - Handlers must not modify a delivered message's Header or Body: a
+//     backend may share them between groups and redeliveries.
 //
 // Backends apply these rules through [Process], so the decision between
 // acknowledging, retrying and dead-lettering is made in one place.

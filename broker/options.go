@@ -39,19 +39,22 @@ func Key(key string) PublishOption {
 // NewPublishOptions validates topic and applies opts. Backends call it first
 // in Publish so that every backend refuses the same inputs.
 func NewPublishOptions(topic string, m *Message, opts ...PublishOption) (PublishOptions, error) {
-	var o PublishOptions
 	if err := ValidateTopic(topic); err != nil {
-		return o, err
+		return PublishOptions{}, err
 	}
 	if m == nil {
-		return o, invalidOption("nil message")
+		return PublishOptions{}, invalidOption("nil message")
 	}
+	if len(opts) == 0 {
+		return PublishOptions{}, nil // the hot path: no options, no allocation
+	}
+	o := new(PublishOptions)
 	for _, opt := range opts {
-		if err := opt(&o); err != nil {
-			return o, err
+		if err := opt(o); err != nil {
+			return PublishOptions{}, err
 		}
 	}
-	return o, nil
+	return *o, nil
 }
 
 // SubscribeOptions is what the [SubscribeOption]s of one Subscribe call set,
