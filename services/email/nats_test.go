@@ -24,7 +24,7 @@ func TestOnNATSJetStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Shutdown)
-	openNATS := func(t *testing.T) broker.Broker {
+	openNATS := func(t testing.TB) broker.Broker {
 		b, err := natsbroker.New(context.Background(), srv.ClientURL())
 		if err != nil {
 			t.Fatal(err)

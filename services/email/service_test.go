@@ -60,7 +60,7 @@ func (r *recorder) outcomes(id string) []outcome {
 }
 
 // waitFor polls cond until it holds or 20s pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
@@ -72,7 +72,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	b    *recorder
 	sink *smtpsink.Sink
 	svc  *email.Service
@@ -80,14 +80,14 @@ type env struct {
 }
 
 type envOpts struct {
-	broker      func(t *testing.T) broker.Broker // broker/mem when nil
+	broker      func(t testing.TB) broker.Broker // broker/mem when nil
 	sink        []smtpsink.Option
 	smtpURL     func(sink *smtpsink.Sink) string
 	concurrency int
 	mailer      []email.MailerOption
 }
 
-func newEnv(t *testing.T, o envOpts) *env {
+func newEnv(t testing.TB, o envOpts) *env {
 	t.Helper()
 	sink, err := smtpsink.Start("127.0.0.1:0", t.TempDir(), o.sink...)
 	if err != nil {
