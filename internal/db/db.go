@@ -111,6 +111,12 @@ func dialectorFor(rawURL string) (d gorm.Dialector, isSQLite bool, err error) {
 					return nil, false, fmt.Errorf("db: create %s: %w", dir, err)
 				}
 			}
+			// The file may hold password hashes: only its owner reads it.
+			f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+			if err != nil {
+				return nil, false, fmt.Errorf("db: create %s: %w", path, err)
+			}
+			f.Close()
 			dsn = path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)"
 		}
 		return sqlite.Open(dsn), true, nil

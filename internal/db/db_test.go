@@ -25,8 +25,12 @@ func TestOpenSQLite(t *testing.T) {
 	if err := g.Create(&row{ID: 7}).Error; err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(path); err != nil {
+	fi, err := os.Stat(path)
+	if err != nil {
 		t.Fatalf("database file not created: %v", err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("database file mode %v, want 0600 (it holds password hashes)", fi.Mode().Perm())
 	}
 	if g.Name() != db.SQLite {
 		t.Fatalf("dialect %q", g.Name())
