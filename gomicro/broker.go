@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"sync"
+	"time"
 
 	herald "github.com/herald-dev/herald/broker"
 	mb "go-micro.dev/v5/broker"
@@ -41,7 +42,7 @@ var _ mb.Broker = (*Broker)(nil)
 // and leaves b open, unless [CloseOnDisconnect] is given.
 //
 // Options: [WithPublishTimeout], [WithDrainTimeout], [WithAckGrace],
-// [WithSubscribeDefaults], [CloseOnDisconnect], [WithAddress], [WithLogger].
+// [WithStartDelay], [WithSubscribeDefaults], [CloseOnDisconnect], [WithAddress], [WithLogger].
 func New(b herald.Broker, opts ...Option) *Broker {
 	cfg := defaults()
 	for _, opt := range opts {
@@ -284,6 +285,9 @@ func (b *Broker) Publish(topic string, m *mb.Message, opts ...mb.PublishOption) 
 // if h calls Event.Ack (before returning, or within [WithAckGrace]), and
 // delivered again otherwise.
 //
+// The first deliveries wait for [WithStartDelay] (250 ms by default), so
+// that a Go Micro server can register the subscriber with its router first.
+//
 // go-micro's SubscribeContext bounds the set-up and may carry Herald
 // subscribe options ([ContextWithSubscribeOptions], [SubscribeWith]),
 // applied after [WithSubscribeDefaults]. The error wraps [ErrNotConnected]
@@ -306,12 +310,17 @@ func (b *Broker) Subscribe(topic string, h mb.Handler, opts ...mb.SubscribeOptio
 	if o.Queue != "" {
 		hopts = append(hopts, herald.Queue(QueueName(o.Queue)))
 	}
-	s := &subscriber{b: b, topic: topic, opts: o, h: h}
+	s := &subscriber{b: b, topic: topic, opts: o, h: h, ready: make(chan struct{})}
 	hs, err := hb.Subscribe(ctx, topic, s.handle, hopts...)
 	if err != nil {
 		return nil, fmt.Errorf("gomicro: subscribe %q: %w", topic, err)
 	}
 	s.sub = hs
+	if d := b.cfg.startDelay; d > 0 {
+		time.AfterFunc(d, func() { close(s.ready) })
+	} else {
+		close(s.ready)
+	}
 
 	b.mu.Lock()
 	current := b.connected && b.gen == gen

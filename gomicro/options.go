@@ -21,6 +21,9 @@ const (
 	// DefaultConnectTimeout bounds the opening of the Herald broker by
 	// [Broker.Connect] for a broker made by [NewURL].
 	DefaultConnectTimeout = 30 * time.Second
+	// DefaultStartDelay is how long a new subscription holds its first
+	// deliveries (see [WithStartDelay]).
+	DefaultStartDelay = 250 * time.Millisecond
 )
 
 // Option configures [New] and [NewURL]. Options that get an invalid value
@@ -33,6 +36,7 @@ type config struct {
 	drainTimeout   time.Duration
 	connectTimeout time.Duration
 	ackGrace       time.Duration
+	startDelay     time.Duration
 	subDefaults    []herald.SubscribeOption
 	closeOnDisc    bool
 	address        string
@@ -44,6 +48,7 @@ func defaults() config {
 		publishTimeout: DefaultPublishTimeout,
 		drainTimeout:   DefaultDrainTimeout,
 		connectTimeout: DefaultConnectTimeout,
+		startDelay:     DefaultStartDelay,
 		logger:         slog.New(slog.DiscardHandler),
 	}
 }
@@ -90,6 +95,26 @@ func WithAckGrace(d time.Duration) Option {
 	return func(c *config) {
 		if d >= 0 {
 			c.ackGrace = d
+		}
+	}
+}
+
+// WithStartDelay makes a new subscription hold its first deliveries until d
+// after Subscribe returned (d ≥ 0; [DefaultStartDelay] by default; 0 delivers
+// at once).
+//
+// It closes a window in Go Micro's server, which subscribes to the broker
+// first and registers the subscriber with its router only after Subscribe
+// returns: a message delivered in between finds no subscriber, and the
+// server acknowledges it ("Subscriber not found for topic") — it is lost.
+// With a durable Herald backend a restarted service finds a backlog waiting
+// and its first messages arrive at once, so the window matters; the delay
+// lets the server finish registering first. Programs that call Subscribe
+// themselves, not through a Go Micro server, can set 0.
+func WithStartDelay(d time.Duration) Option {
+	return func(c *config) {
+		if d >= 0 {
+			c.startDelay = d
 		}
 	}
 }

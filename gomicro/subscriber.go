@@ -18,6 +18,8 @@ type subscriber struct {
 	opts  mb.SubscribeOptions
 	h     mb.Handler
 
+	ready chan struct{} // closed once deliveries may start (see WithStartDelay)
+
 	once sync.Once
 	sub  herald.Subscription // set before the subscriber is handed out
 	err  error               // of the one Unsubscribe
@@ -57,6 +59,11 @@ func (s *subscriber) stop() error {
 // returned and whether it called Ack, what Herald does with the message:
 // nil acknowledges it, an error has it redelivered (or dead-lettered).
 func (s *subscriber) handle(ctx context.Context, m *herald.Message) error {
+	select {
+	case <-s.ready:
+	case <-ctx.Done():
+		return ctx.Err() // shutting down before the start: redelivered
+	}
 	ev := newEvent(m)
 	herr := s.call(ev)
 	notAcked := false
