@@ -48,7 +48,8 @@
 //     miss. A broadcast subscriber gets what is published while its queue
 //     lives, and its queue goes with its connection.
 //   - Consumers acknowledge manually; the QoS prefetch count of a
-//     subscription is Concurrency × [WithPrefetch]. A message whose consumer
+//     subscription is [WithPrefetch] (256 by default), at least twice its
+//     Concurrency. A message whose consumer
 //     died (connection or channel closed) goes back to its queue as soon as
 //     the server notices: at once on a closed socket, within two heartbeats
 //     ([WithHeartbeat]) otherwise. [broker.AckWait] is not used: RabbitMQ

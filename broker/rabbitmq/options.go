@@ -24,10 +24,14 @@ const (
 
 // Defaults of [New].
 const (
-	// DefaultPrefetch is how many unacknowledged messages a subscription
-	// may hold per handler slot ([broker.Concurrency]): its QoS prefetch
-	// count is Concurrency × DefaultPrefetch.
-	DefaultPrefetch = 16
+	// DefaultPrefetch is the QoS prefetch count of a subscription (at least
+	// twice its Concurrency): how many deliveries the server sends it ahead
+	// of its acknowledgements. Quorum queues settle acknowledgements through
+	// their Raft log, so a small window starves the consumer; a large one
+	// keeps messages from the other members of a queue group when handlers
+	// are slow, and the messages prefetched but not handled when a member
+	// leaves go back to the queue with their delivery counted.
+	DefaultPrefetch = 256
 	// DefaultPublishChannels is how many channels, in confirm mode, the
 	// broker publishes on.
 	DefaultPublishChannels = 4
@@ -122,9 +126,9 @@ func WithQueueExpiry(d time.Duration) Option {
 	}
 }
 
-// WithPrefetch sets how many unacknowledged messages a subscription holds per
-// handler slot ([DefaultPrefetch] by default): more saves round trips, fewer
-// keeps messages available to the other members of a queue group.
+// WithPrefetch sets the QoS prefetch count of a subscription
+// ([DefaultPrefetch] by default; see there). A subscription's is at least
+// twice its Concurrency.
 func WithPrefetch(n int) Option {
 	return func(c *config) error {
 		if n < 1 || n > 65535 {

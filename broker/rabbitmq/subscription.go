@@ -62,7 +62,7 @@ func newSubscription(b *Broker, h broker.Handler, o *broker.SubscribeOptions) *s
 		opts:      o,
 		broadcast: o.Queue == "",
 		tag:       "herald-" + broker.NewID(),
-		prefetch:  min(o.Concurrency*b.cfg.prefetch, 65535),
+		prefetch:  min(max(b.cfg.prefetch, 2*o.Concurrency), 65535),
 		stop:      make(chan struct{}),
 		changed:   make(chan struct{}),
 		declared:  map[string]*amqp.Connection{},

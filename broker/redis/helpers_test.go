@@ -89,3 +89,6 @@ func restarter(t testing.TB) (func(t *testing.T), string) {
 		}
 	}, ""
 }
+
+// withPrefix is an option with a fresh prefix.
+func withPrefix() redis.Option { return redis.WithPrefix(prefix()) }

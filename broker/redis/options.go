@@ -11,11 +11,13 @@ import (
 
 // Defaults of [New].
 const (
-	// DefaultPrefetch is how many entries a subscription holds per handler
-	// slot ([broker.Concurrency]): read from the server and not yet
-	// acknowledged. More saves round trips; fewer keeps entries available
-	// to the other members of a queue group.
-	DefaultPrefetch = 16
+	// DefaultPrefetch is how many entries a subscription may hold at once:
+	// read from the server and not yet settled (at least twice its
+	// Concurrency). It reads again once half are settled, so every
+	// XREADGROUP, a round trip and, on a server that fsyncs every write, an
+	// fsync, brings many entries. Fewer keeps entries available to the other
+	// members of a queue group when handlers are slow.
+	DefaultPrefetch = 256
 	// DefaultPublishTimeout bounds a Publish or PublishBatch whose context
 	// has no deadline, retries included.
 	DefaultPublishTimeout = 30 * time.Second
@@ -98,8 +100,9 @@ func WithMaxLen(n int64) Option {
 	}
 }
 
-// WithPrefetch sets how many entries a subscription holds per handler slot
-// ([DefaultPrefetch] by default; see there).
+// WithPrefetch sets how many entries a subscription may hold at once
+// ([DefaultPrefetch] by default; see there). A subscription holds at least
+// twice its Concurrency.
 func WithPrefetch(n int) Option {
 	return func(c *config) error {
 		if n < 1 {

@@ -79,7 +79,7 @@ func newSubscription(b *Broker, h broker.Handler, o *broker.SubscribeOptions) *s
 	if group == "" {
 		group = broadcastGroupPrefix + broker.NewID()
 	}
-	limit := max(o.Concurrency*b.cfg.prefetch, o.Concurrency)
+	limit := max(b.cfg.prefetch, 2*o.Concurrency)
 	s := &subscription{
 		b:         b,
 		h:         h,
@@ -302,8 +302,11 @@ func (s *subscription) fetch() {
 	fails := 0
 	backoff := broker.Backoff{Initial: 50 * time.Millisecond, Max: 2 * time.Second, Multiplier: 2, Jitter: 0.2}
 	for !s.stopping() {
+		// Read again once half the slots are free, not at every freed
+		// slot: each XREADGROUP is a round trip and, on a server that
+		// fsyncs every write (its PEL changes), an fsync.
 		free := s.free()
-		if free <= 0 {
+		if free < (s.limit+1)/2 {
 			select {
 			case <-s.freed:
 			case <-s.stop:
@@ -332,7 +335,7 @@ func (s *subscription) fetch() {
 			Group:    s.group,
 			Consumer: s.consumer,
 			Streams:  []string{s.stream, s.redo, ">", ">"},
-			Count:    int64(max(1, free/2)),
+			Count:    int64(free), // per stream: the redo stream is mostly empty, and the work channel holds twice the limit
 			Block:    s.b.cfg.block,
 		}).Result()
 		switch {
@@ -469,29 +472,42 @@ func (s *subscription) ack(e *entry) {
 	s.acks <- e
 }
 
-// ackLoop acknowledges entries in batches: one XACK per stream for all the
-// entries handled while the previous batch was on its way (and XDEL for
-// redo entries, which only this group reads).
+// ackLoop acknowledges entries in batches: one XACK per stream (and XDEL
+// for redo entries, which only this group reads) for the entries handled
+// within ackLinger of the first, up to maxAckBatch. A handler's ack is not
+// waited for: the entry is settled, and a crash before the XACK only makes
+// it come back after AckWait.
 func (s *subscription) ackLoop() {
 	defer close(s.ackerDone)
 	batch := make([]*entry, 0, 256)
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
 	for e := range s.acks {
 		batch = append(batch[:0], e)
+		linger.Reset(ackLinger)
 	more:
-		for len(batch) < 4096 {
+		for len(batch) < maxAckBatch {
 			select {
 			case e, ok := <-s.acks:
 				if !ok {
 					break more
 				}
 				batch = append(batch, e)
-			default:
+			case <-linger.C:
 				break more
 			}
 		}
+		linger.Stop()
 		s.flushAcks(batch)
 	}
 }
+
+// Acknowledgement batching: each XACK is a round trip and, on a server that
+// fsyncs every write, an fsync.
+const (
+	ackLinger   = 2 * time.Millisecond
+	maxAckBatch = 1024
+)
 
 func (s *subscription) flushAcks(batch []*entry) {
 	var topicIDs, redoIDs []string

@@ -1,0 +1,27 @@
+package amqpraw_test
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/herald-dev/herald/internal/bench/amqpraw"
+)
+
+func TestRun(t *testing.T) {
+	url := os.Getenv("HERALD_TEST_AMQP_URL")
+	if url == "" {
+		t.Skip("HERALD_TEST_AMQP_URL is not set: the baseline needs a RabbitMQ server (scripts/servers/start-rabbitmq.sh)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	pub, cons, err := amqpraw.Run(ctx, url, 5000, 256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pub <= 0 || cons <= 0 {
+		t.Fatalf("rates %v published/s, %v consumed/s; want both > 0", pub, cons)
+	}
+	t.Logf("raw amqp091-go: %.0f published/s, %.0f consumed+acked/s", pub, cons)
+}
