@@ -106,7 +106,7 @@ func Start(ctx context.Context, c Config) (s *System, err error) {
 			port = -1 // natsserver's "pick a free port"
 		}
 		srv, err := natsserver.Start(natsserver.WithHost(host), natsserver.WithPort(port),
-			natsserver.WithDataDir(filepath.Join(c.DataDir, "nats")), natsserver.WithLogger(log.With("part", "nats")))
+			natsserver.WithDataDir(filepath.Join(c.DataDir, "nats")), natsserver.WithLogger(slog.New(minLevel{log.Handler(), slog.LevelWarn}).With("part", "nats")))
 		if err != nil {
 			return s, fmt.Errorf("embedded NATS on %s: %w", c.NATSListen, err)
 		}
