@@ -8,5 +8,8 @@ func redactURL(rawURL string) string {
 	if err != nil {
 		return "(unparsable URL)"
 	}
+	if _, has := u.User.Password(); !has {
+		return rawURL // Redacted would also turn "mem://" into "mem:"
+	}
 	return u.Redacted()
 }

@@ -7,5 +7,8 @@ func redact(rawURL string) string {
 	if err != nil {
 		return "(unparsable URL)"
 	}
+	if _, has := u.User.Password(); !has {
+		return rawURL // Redacted would also turn "mem://" into "mem:"
+	}
 	return u.Redacted()
 }
