@@ -48,7 +48,7 @@ upper case with dashes as underscores (--broker is HERALD_BROKER).`,
 		Use:   "bench",
 		Short: "Measure throughput and latency",
 	}
-	bench.AddCommand(newBenchBrokerCmd())
+	bench.AddCommand(newBenchBrokerCmd(), newBenchRegisterCmd())
 	root.AddCommand(newUpCmd(), serve, newUsersCmd(), newMailsCmd(), bench)
 	return root
 }
