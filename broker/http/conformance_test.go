@@ -1,0 +1,81 @@
+package httpbroker_test
+
+import (
+	"context"
+	"crypto/rand"
+	"sync"
+	"testing"
+
+	"github.com/herald-dev/herald/broker"
+	"github.com/herald-dev/herald/broker/brokertest"
+	httpbroker "github.com/herald-dev/herald/broker/http"
+	"github.com/herald-dev/herald/registry/mem"
+)
+
+// cluster is the backend of one conformance run: a registry store shared by
+// every client, each client a broker with its own spool, endpoint and
+// registry client, as separate processes would be.
+type cluster struct {
+	store  *mem.Store
+	secret []byte
+
+	mu   sync.Mutex
+	live map[*httpbroker.Broker]bool
+}
+
+func newCluster() *cluster {
+	s := make([]byte, 32)
+	_, _ = rand.Read(s)
+	return &cluster{store: mem.NewStore(), secret: s, live: map[*httpbroker.Broker]bool{}}
+}
+
+func (c *cluster) open(t *testing.T, opts ...httpbroker.Option) *httpbroker.Broker {
+	t.Helper()
+	reg, err := mem.New(mem.WithStore(c.store))
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := append([]httpbroker.Option{
+		httpbroker.WithSpool(t.TempDir()),
+		httpbroker.WithSecret(c.secret),
+		httpbroker.WithCloseRegistry(),
+	}, opts...)
+	b, err := httpbroker.New(reg, all...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	c.live[b] = true
+	c.mu.Unlock()
+	t.Cleanup(func() {
+		c.mu.Lock()
+		delete(c.live, b)
+		c.mu.Unlock()
+		_ = b.Close(context.Background())
+	})
+	return b
+}
+
+// crashAll crashes and restarts every live client (see Broker.Crash).
+func (c *cluster) crashAll(t *testing.T) {
+	c.mu.Lock()
+	bs := make([]*httpbroker.Broker, 0, len(c.live))
+	for b := range c.live {
+		bs = append(bs, b)
+	}
+	c.mu.Unlock()
+	for _, b := range bs {
+		if err := b.Crash(); err != nil {
+			t.Fatalf("crash and restart: %v", err)
+		}
+	}
+}
+
+func TestConformance(t *testing.T) {
+	c := newCluster()
+	brokertest.Run(t, func(t *testing.T) broker.Broker { return c.open(t) }, brokertest.Features{
+		Persistent:          true,
+		OrderedPerPublisher: true,
+		Restart:             c.crashAll,
+	})
+}
