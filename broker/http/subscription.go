@@ -33,8 +33,8 @@ type subscription struct {
 
 	mu       sync.Mutex
 	stopped  bool
-	stopping chan struct{} // closed by Unsubscribe: start no more handlers
-	abandon  chan struct{} // closed when Unsubscribe's context ended first
+	stopping chan struct{}  // closed by Unsubscribe: start no more handlers
+	abandon  chan struct{}  // closed when Unsubscribe's context ended first
 	active   sync.WaitGroup // requests being served
 	running  sync.WaitGroup // handlers running
 }
