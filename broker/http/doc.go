@@ -130,27 +130,29 @@
 // [OpenURLWith] returns the opener of "http://" and "https://" URLs; it
 // takes the program's registry opener, because registries are chosen by URL
 // too and "mem://" must mean the process's shared registry. The URL has no
-// host or path; everything is a query parameter:
+// host or path; everything is a query parameter. For example:
 //
-//		http://?registry=etcd://127.0.0.1:2379&spool=/var/lib/herald/spool&listen=0.0.0.0:7070&advertise=10.0.0.5:7070
+//	http://?registry=etcd://127.0.0.1:2379&spool=/var/lib/herald/spool&listen=0.0.0.0:7070&advertise=10.0.0.5:7070
 //
-//	  - registry: the registry URL (default "mem://"); escape it when it has
-//	    a query of its own.
-//	  - spool: the spool directory (required unless the program gives a
-//	    default).
-//	  - secret, secret_file: the shared secret, or a file holding it;
-//	    without either, the environment variable HERALD_BROKER_SECRET. Prefer
-//	    the file or the environment: a URL is easily logged (errors from this
-//	    package print it with [Redact]).
-//	  - listen: the subscriber endpoint's address (default 127.0.0.1:0);
-//	    advertise: the host:port publishers reach it at, required when
-//	    listening on all interfaces.
-//	  - ttl: the registry lease of each subscription (default 15s).
-//	  - replay_window, max_message: see [WithReplayWindow],
-//	    [WithMaxMessageSize].
-//	  - cert, key (https only): the endpoint's certificate and key, PEM files;
-//	    ca: a PEM bundle publishers trust for https endpoints (default: the
-//	    system's roots).
+// The parameters are:
+//
+//   - registry: the registry URL (default "mem://"); escape it when it has
+//     a query of its own.
+//   - spool: the spool directory (required unless the program gives a
+//     default).
+//   - secret, secret_file: the shared secret, or a file holding it;
+//     without either, the environment variable HERALD_BROKER_SECRET. Prefer
+//     the file or the environment: a URL is easily logged (errors from this
+//     package print it with [Redact]).
+//   - listen: the subscriber endpoint's address (default 127.0.0.1:0);
+//     advertise: the host:port publishers reach it at, required when
+//     listening on all interfaces.
+//   - ttl: the registry lease of each subscription (default 15s).
+//   - replay_window, max_message: see [WithReplayWindow],
+//     [WithMaxMessageSize].
+//   - cert, key (https only): the endpoint's certificate and key, PEM files;
+//     ca: a PEM bundle publishers trust for https endpoints (default: the
+//     system's roots).
 //
 // Unknown parameters are errors.
 package httpbroker
