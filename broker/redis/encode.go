@@ -120,7 +120,11 @@ func encodeRedo(r redo) string {
 	b = append(b, redoVersion)
 	b = appendString(b, r.nonce)
 	b = appendString(b, m.ID)
-	b = binary.AppendVarint(b, m.PublishedAt.UnixNano())
+	var ns int64
+	if !m.PublishedAt.IsZero() {
+		ns = m.PublishedAt.UnixNano()
+	}
+	b = binary.AppendVarint(b, ns)
 	b = binary.AppendUvarint(b, uint64(max(r.attempt, 1)))
 	b = binary.AppendUvarint(b, uint64(len(m.Header)))
 	for k, v := range m.Header {
