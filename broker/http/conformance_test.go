@@ -29,7 +29,7 @@ func newCluster() *cluster {
 	return &cluster{store: mem.NewStore(), secret: s, live: map[*httpbroker.Broker]bool{}}
 }
 
-func (c *cluster) open(t *testing.T, opts ...httpbroker.Option) *httpbroker.Broker {
+func (c *cluster) open(t testing.TB, opts ...httpbroker.Option) *httpbroker.Broker {
 	t.Helper()
 	reg, err := mem.New(mem.WithStore(c.store))
 	if err != nil {

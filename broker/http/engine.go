@@ -42,6 +42,10 @@ type op struct {
 // maxRound bounds the ops of one commit.
 const maxRound = 4096
 
+// lazyCommit is how long acknowledgements and retries may wait for a
+// commit when no publish comes to carry them.
+const lazyCommit = 10 * time.Millisecond
+
 // engine is the publisher's spool and the lanes delivering it. A broker has
 // one engine from New to Close (tests swap it to simulate a crash).
 type engine struct {
@@ -155,6 +159,12 @@ func (e *engine) async(o *op) {
 	}
 }
 
+func (e *engine) laterLen() int {
+	e.laterMu.Lock()
+	defer e.laterMu.Unlock()
+	return len(e.later)
+}
+
 func (e *engine) takeLater() []*op {
 	e.laterMu.Lock()
 	defer e.laterMu.Unlock()
@@ -174,6 +184,20 @@ func (e *engine) commitLoop() {
 		case o := <-e.b.ops:
 			round = append(round, o)
 		case <-e.kick:
+			// Only acknowledgements and retries: they need not be on disk
+			// at once (losing them in a crash means duplicates, not loss),
+			// so let them gather for a moment, or ride with the next
+			// publish, instead of paying an fsync each.
+			if e.laterLen() < maxRound {
+				t := time.NewTimer(lazyCommit)
+				select {
+				case o := <-e.b.ops:
+					round = append(round, o)
+				case <-t.C:
+				case <-e.quit: // committed below; the loop then sees quit
+				}
+				t.Stop()
+			}
 		case <-e.quit:
 			if e.crash {
 				return // what is queued is lost, as in a crash (publishes stay queued for the next engine)
