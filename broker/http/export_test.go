@@ -2,6 +2,8 @@ package httpbroker
 
 import (
 	"fmt"
+
+	"github.com/herald-dev/herald/broker"
 	"net"
 	"net/http"
 	"time"
@@ -61,3 +63,23 @@ func (b *Broker) Crash() error {
 	e.syncAll()
 	return nil
 }
+
+// EncodeBatch returns the delivery body of msgs on topic, each with its
+// Attempt (1 when zero), as a publisher sends it.
+func EncodeBatch(topic string, msgs []*broker.Message) []byte {
+	body := appendBatchHeader(nil, topic, len(msgs))
+	for _, m := range msgs {
+		body = appendBatchEntry(body, max(m.Attempt, 1), appendStored(nil, m.ID, m.PublishedAt, m.Header, m.Body))
+	}
+	return body
+}
+
+// ResultsMAC returns the checkpoint MAC of result frames under key.
+func ResultsMAC(key []byte, nonce string, frames []byte) []byte {
+	m := resultsMAC(key, nonce)
+	m.Write(frames)
+	return m.Sum(nil)
+}
+
+// AckFrame returns the result frame that acknowledges message i.
+func AckFrame(i int) []byte { return appendResult(nil, i, statusAck, 0) }
