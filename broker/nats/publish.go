@@ -1,7 +1,6 @@
 package nats
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -71,6 +70,15 @@ func (b *Broker) PublishBatch(ctx context.Context, topic string, ms []*broker.Me
 	if b.isClosed() {
 		return fmt.Errorf("nats: publish %q: %w", topic, broker.ErrClosed)
 	}
+	// nats.go keeps a message until its PubAck to send it again if need
+	// be, possibly after PublishBatch returned on a cancelled context: the
+	// bodies are copied, into one allocation, so that the caller's are
+	// never read once PublishBatch returns.
+	size := 0
+	for _, m := range ms {
+		size += len(m.Body)
+	}
+	arena := make([]byte, 0, size)
 	msgs := make([]*nats.Msg, len(ms))
 	for i, m := range ms {
 		if m.ID == "" {
@@ -80,9 +88,9 @@ func (b *Broker) PublishBatch(ctx context.Context, topic string, ms []*broker.Me
 		if err != nil {
 			return fmt.Errorf("nats: publish %q: message %d: %w", topic, i, err)
 		}
-		// nats.go keeps the message to resend it; Publish must not keep
-		// the caller's body once it returns.
-		msg.Data = bytes.Clone(msg.Data)
+		start := len(arena)
+		arena = append(arena, m.Body...)
+		msg.Data = arena[start:len(arena):len(arena)]
 		msgs[i] = msg
 	}
 	ctx, cancel := b.publishContext(ctx)

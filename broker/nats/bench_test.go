@@ -1,0 +1,185 @@
+package nats_test
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/herald-dev/herald/broker"
+	"github.com/herald-dev/herald/broker/nats"
+	"github.com/herald-dev/herald/internal/bench/natsraw"
+)
+
+const benchSize = 256
+
+func benchBody() []byte {
+	b := make([]byte, benchSize)
+	_, _ = rand.Read(b)
+	return b
+}
+
+func benchMessages(n int, body []byte) []*broker.Message {
+	ms := make([]*broker.Message, n)
+	for i := range ms {
+		ms[i] = &broker.Message{Body: body}
+	}
+	return ms
+}
+
+// BenchmarkPublish publishes 256-byte messages one at a time, each waiting
+// for its PubAck.
+func BenchmarkPublish(b *testing.B) {
+	br := open(b, startServer(b))
+	ctx := context.Background()
+	body := benchBody()
+	if err := br.Publish(ctx, "bench.publish", &broker.Message{Body: body}); err != nil {
+		b.Fatal(err) // creates the stream outside the timing
+	}
+	b.SetBytes(benchSize)
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		if err := br.Publish(ctx, "bench.publish", &broker.Message{Body: body}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+}
+
+// BenchmarkPublishBatch publishes 256-byte messages with PublishBatch, in
+// batches of 1000.
+func BenchmarkPublishBatch(b *testing.B) {
+	br := open(b, startServer(b))
+	ctx := context.Background()
+	body := benchBody()
+	if err := br.Publish(ctx, "bench.batch", &broker.Message{Body: body}); err != nil {
+		b.Fatal(err)
+	}
+	const batch = 1000
+	b.SetBytes(benchSize)
+	b.ResetTimer()
+	start := time.Now()
+	for done := 0; done < b.N; done += batch {
+		if err := br.PublishBatch(ctx, "bench.batch", benchMessages(min(batch, b.N-done), body)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+}
+
+// BenchmarkConsume handles and acknowledges b.N 256-byte messages published
+// beforehand, through a new queue group of Concurrency 256.
+func BenchmarkConsume(b *testing.B) {
+	br := open(b, startServer(b))
+	ctx := context.Background()
+	topic := "bench.consume"
+	if err := br.PublishBatch(ctx, topic, benchMessages(b.N, benchBody())); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(benchSize)
+	b.ResetTimer()
+	rate, err := consumeAll(ctx, br, topic, b.N, 256)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(rate, "msgs/s")
+}
+
+// consumeAll joins a new queue group on topic and returns the rate at which
+// it handles and acknowledges the n messages waiting there.
+func consumeAll(ctx context.Context, br broker.Broker, topic string, n, concurrency int) (float64, error) {
+	var got atomic.Int64
+	done := make(chan struct{})
+	h := func(context.Context, *broker.Message) error {
+		if got.Add(1) == int64(n) {
+			close(done)
+		}
+		return nil
+	}
+	start := time.Now()
+	sub, err := br.Subscribe(ctx, topic, h, broker.Queue("bench"), broker.Concurrency(concurrency))
+	if err != nil {
+		return 0, err
+	}
+	defer sub.Unsubscribe(context.WithoutCancel(ctx))
+	select {
+	case <-done:
+	case <-time.After(5 * time.Minute):
+		return 0, fmt.Errorf("consumed %d of %d", got.Load(), n)
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+// BenchmarkVsRaw measures Herald against raw nats.go on one embedded server,
+// in one process: Herald's PublishBatch against natsraw's publish phase and
+// Herald's consume-and-ack against natsraw's consume phase. The two run in
+// turn, HERALD_BENCH_ROUNDS times (default 3), and the best rate of each is
+// kept, so that a burst of load from elsewhere on the machine does not
+// decide the ratio. HERALD_BENCH_MESSAGES sets the messages per phase
+// (default 100,000), HERALD_BENCH_CONCURRENCY Herald's consumer concurrency
+// (default 256). Run it once:
+//
+//	go test -run '^$' -bench VsRaw -benchtime 1x ./broker/nats/
+func BenchmarkVsRaw(b *testing.B) {
+	n := envInt(b, "HERALD_BENCH_MESSAGES", 100_000)
+	conc := envInt(b, "HERALD_BENCH_CONCURRENCY", 256)
+	rounds := envInt(b, "HERALD_BENCH_ROUNDS", 3)
+	srv := startServer(b)
+	br := open(b, srv)
+	ctx := context.Background()
+	body := benchBody()
+	for range b.N {
+		var rawPub, rawCons, heraldPub, heraldCons float64
+		for round := range rounds {
+			rp, rc, err := natsraw.Run(ctx, srv.ClientURL(), n, benchSize)
+			if err != nil {
+				b.Fatal(err)
+			}
+			topic := "bench.vsraw." + strconv.Itoa(int(time.Now().UnixNano()))
+			ms := benchMessages(n, body)
+			if err := br.Publish(ctx, topic, &broker.Message{Body: body}); err != nil {
+				b.Fatal(err) // the stream, outside the timing, as natsraw creates its own
+			}
+			start := time.Now()
+			if err := br.PublishBatch(ctx, topic, ms); err != nil {
+				b.Fatal(err)
+			}
+			hp := float64(n) / time.Since(start).Seconds()
+			hc, err := consumeAll(ctx, br, topic, n+1, conc)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Logf("round %d: publish raw %.0f/s, Herald %.0f/s (%.2f×); consume+ack raw %.0f/s, Herald %.0f/s (%.2f×)",
+				round+1, rp, hp, hp/rp, rc, hc, hc/rc)
+			rawPub, rawCons = max(rawPub, rp), max(rawCons, rc)
+			heraldPub, heraldCons = max(heraldPub, hp), max(heraldCons, hc)
+		}
+		b.ReportMetric(rawPub, "raw-pub-msgs/s")
+		b.ReportMetric(heraldPub, "herald-pub-msgs/s")
+		b.ReportMetric(heraldPub/rawPub, "pub-ratio")
+		b.ReportMetric(rawCons, "raw-consume-msgs/s")
+		b.ReportMetric(heraldCons, "herald-consume-msgs/s")
+		b.ReportMetric(heraldCons/rawCons, "consume-ratio")
+		b.Logf("best of %d rounds, %d messages of %d bytes: publish raw %.0f/s, Herald PublishBatch %.0f/s (%.2f×); consume+ack raw %.0f/s, Herald (Concurrency %d) %.0f/s (%.2f×)",
+			rounds, n, benchSize, rawPub, heraldPub, heraldPub/rawPub, rawCons, conc, heraldCons, heraldCons/rawCons)
+	}
+}
+
+func envInt(b *testing.B, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		b.Fatalf("%s=%q: want a positive integer", name, v)
+	}
+	return n
+}
+
+var _ = nats.Scheme
