@@ -83,3 +83,6 @@ func ResultsMAC(key []byte, nonce string, frames []byte) []byte {
 
 // AckFrame returns the result frame that acknowledges message i.
 func AckFrame(i int) []byte { return appendResult(nil, i, statusAck, 0) }
+
+// KnowsGroup reports whether b remembers the queue group of topic.
+func (b *Broker) KnowsGroup(topic, group string) bool { return b.knowsGroup(topic, group) }
