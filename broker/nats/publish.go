@@ -38,7 +38,7 @@ func (b *Broker) Publish(ctx context.Context, topic string, m *broker.Message, o
 // publish is Publish once its arguments are checked, without the closed
 // check: dead letters still go out while Close waits for the handlers.
 func (b *Broker) publish(ctx context.Context, topic string, m *broker.Message) error {
-	msg, err := b.natsMsg(topic, m)
+	msg, err := b.natsMsg(subject(b.cfg.prefix, topic), m)
 	if err != nil {
 		return fmt.Errorf("nats: publish %q: %w", topic, err)
 	}
@@ -80,11 +80,12 @@ func (b *Broker) PublishBatch(ctx context.Context, topic string, ms []*broker.Me
 	}
 	arena := make([]byte, 0, size)
 	msgs := make([]*nats.Msg, len(ms))
+	subj := subject(b.cfg.prefix, topic)
 	for i, m := range ms {
 		if m.ID == "" {
 			m.ID = broker.NewID()
 		}
-		msg, err := b.natsMsg(topic, m)
+		msg, err := b.natsMsg(subj, m)
 		if err != nil {
 			return fmt.Errorf("nats: publish %q: message %d: %w", topic, i, err)
 		}
@@ -247,14 +248,14 @@ func (b *Broker) publishContext(ctx context.Context) (context.Context, context.C
 	return context.WithTimeout(ctx, b.cfg.publishTimeout)
 }
 
-// natsMsg returns the NATS message that carries m on topic, or an error
+// natsMsg returns the NATS message that carries m on subject, or an error
 // wrapping [broker.ErrTooLarge] when it exceeds the server's maximum payload.
-func (b *Broker) natsMsg(topic string, m *broker.Message) (*nats.Msg, error) {
+func (b *Broker) natsMsg(subj string, m *broker.Message) (*nats.Msg, error) {
 	h := encodeHeader(m, dedupeID(m))
 	if max := b.nc.MaxPayload(); max > 0 {
 		if size := int64(len(m.Body) + headerSize(h)); size > max {
 			return nil, fmt.Errorf("%w: %d bytes of body and headers, the server takes %d", broker.ErrTooLarge, size, max)
 		}
 	}
-	return &nats.Msg{Subject: subject(b.cfg.prefix, topic), Header: h, Data: m.Body}, nil
+	return &nats.Msg{Subject: subj, Header: h, Data: m.Body}, nil
 }

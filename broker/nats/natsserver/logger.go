@@ -24,7 +24,7 @@ func (g *logger) log(level slog.Level, format string, v []any) {
 	g.l.Log(context.Background(), level, fmt.Sprintf(format, v...), "component", "nats-server")
 }
 
-func (g *logger) Noticef(format string, v ...any) { g.log(slog.LevelInfo, format, v) }
+func (g *logger) Noticef(format string, v ...any) { g.log(slog.LevelDebug, format, v) }
 func (g *logger) Warnf(format string, v ...any)   { g.log(slog.LevelWarn, format, v) }
 func (g *logger) Errorf(format string, v ...any)  { g.log(slog.LevelError, format, v) }
 func (g *logger) Debugf(format string, v ...any)  { g.log(slog.LevelDebug, format, v) }

@@ -115,8 +115,9 @@ func WithReadyTimeout(d time.Duration) Option {
 	}
 }
 
-// WithLogger sends the server's log to l (notices at Info, warnings at Warn,
-// errors at Error). Without it the server logs nothing.
+// WithLogger sends the server's log to l: warnings at Warn, errors at Error,
+// and its notices (the start-up banner, "Server is ready"…) at Debug, so
+// that they stay out of an Info log. Without it the server logs nothing.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) error {
 		if l == nil {

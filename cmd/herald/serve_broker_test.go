@@ -1,0 +1,103 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	natsgo "github.com/nats-io/nats.go"
+)
+
+// syncBuffer is a bytes.Buffer safe to write from the command and read from
+// the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestServeBroker(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("HERALD_DATA_DIR", dir) // from the environment, as documented
+	cmd := newRootCmd()
+	var out syncBuffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	cmd.SetArgs([]string{"serve", "broker", "--listen", "127.0.0.1:0", "--log-level", "warn"})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx) }()
+
+	urlRE := regexp.MustCompile(`listening on (nats://127\.0\.0\.1:\d+)`)
+	var url string
+	deadline := time.Now().Add(20 * time.Second)
+	for url == "" {
+		if m := urlRE.FindStringSubmatch(out.String()); m != nil {
+			url = m[1]
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("serve broker ended early: %v\n%s", err, out.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no client URL printed:\n%s", out.String())
+		}
+	}
+	if !strings.Contains(out.String(), dir) {
+		t.Errorf("output does not name the data directory %s from HERALD_DATA_DIR:\n%s", dir, out.String())
+	}
+	nc, err := natsgo.Connect(url)
+	if err != nil {
+		t.Fatalf("connect to %s: %v", url, err)
+	}
+	defer nc.Close()
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	cancel() // what main does on SIGINT or SIGTERM
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve broker: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve broker did not stop")
+	}
+	if !strings.Contains(out.String(), "broker stopped") {
+		t.Errorf("no shutdown message:\n%s", out.String())
+	}
+}
+
+func TestServeBrokerHelp(t *testing.T) {
+	cmd := newRootCmd()
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetArgs([]string{"serve", "broker", "--help"})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"--listen", "--data-dir", "HERALD_DATA_DIR", "127.0.0.1:4222", "./.herald/nats"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("help lacks %q:\n%s", want, out.String())
+		}
+	}
+}
