@@ -151,7 +151,7 @@ func (s *subscription) Unsubscribe(ctx context.Context) error {
 		return nil
 	}
 	s.b.forget(s)
-	s.unblock()
+	s.stopProducers(ctx)
 
 	var err error
 	select {
@@ -196,6 +196,28 @@ func graceContext(ctx context.Context) (context.Context, context.CancelFunc) {
 		return ctx, func() {}
 	}
 	return context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+}
+
+// stopProducers waits for the fetcher and the reclaimer to return, waking
+// the fetcher's XREADGROUP until it does: a read sent just after a wake-up
+// would otherwise block, and take entries given back meanwhile. It waits a
+// second at most once ctx is done (the fetcher's connection is closed with
+// the broker).
+func (s *subscription) stopProducers(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { s.producers.Wait(); close(done) }()
+	gctx, cancel := graceContext(ctx)
+	defer cancel()
+	for {
+		s.unblock()
+		select {
+		case <-done:
+			return
+		case <-gctx.Done():
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // unblock wakes the fetcher's XREADGROUP so that it sees the stop at once.

@@ -14,9 +14,23 @@ func TestRun(t *testing.T) {
 	if url == "" {
 		t.Skip("HERALD_TEST_REDIS_URL is not set: the baseline needs a Redis server (scripts/servers/start-redis.sh)")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	pub, cons, err := redisraw.Run(ctx, url, 5000, 256)
+	// Another package's test may be restarting the shared server: retry
+	// for a while.
+	var pub, cons float64
+	var err error
+	for deadline := time.Now().Add(time.Minute); ; {
+		pub, cons, err = redisraw.Run(ctx, url, 5000, 256)
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		t.Logf("retrying in a second: %v", err)
+		select {
+		case <-time.After(time.Second):
+		case <-ctx.Done():
+		}
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
