@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/herald-dev/herald v0.0.0
+	github.com/urfave/cli/v2 v2.27.6
 	go-micro.dev/v5 v5.30.0
 	golang.org/x/crypto v0.59.0
 	google.golang.org/protobuf v1.36.12
@@ -57,7 +58,6 @@ require (
 	github.com/pkg/errors v0.9.1 // indirect
 	github.com/rabbitmq/amqp091-go v1.16.0 // indirect
 	github.com/russross/blackfriday/v2 v2.1.0 // indirect
-	github.com/urfave/cli/v2 v2.27.6 // indirect
 	github.com/xrash/smetrics v0.0.0-20240521201337-686a1a2994c1 // indirect
 	go.etcd.io/bbolt v1.5.0 // indirect
 	go.etcd.io/etcd/api/v3 v3.7.3 // indirect
