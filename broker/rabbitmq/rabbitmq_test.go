@@ -266,3 +266,39 @@ func TestReconnectAfterConnectionsClosed(t *testing.T) {
 		}
 	}
 }
+
+// When its queue is deleted under it, a queue group's subscription declares
+// it again and goes on consuming.
+func TestQueueDeletedUnderSubscription(t *testing.T) {
+	ex := exchange()
+	b := open(t, rabbitmq.WithExchange(ex))
+	c := newCollector()
+	subscribe(t, b, "deleted", c.handler(nil), broker.Queue("g"))
+	publish(t, b, "deleted", &broker.Message{Body: []byte("before")})
+	c.wait(t, 1, 10*time.Second)
+	var conn *amqp.Connection
+	if !broker.As(b, &conn) {
+		t.Fatal("As(**amqp.Connection) = false")
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDelete(ex+":deleted:g", false, false, false); err != nil {
+		t.Fatalf("QueueDelete: %v", err)
+	}
+	_ = ch.Close()
+	// Publish until the queue is back and a message gets through.
+	deadline := time.Now().Add(15 * time.Second)
+	for c.len() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("no message delivered after the queue was deleted")
+		}
+		publish(t, b, "deleted", &broker.Message{Body: []byte("after")})
+		select {
+		case <-c.ch:
+			c.ch <- struct{}{}
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

@@ -21,6 +21,7 @@ type session struct {
 	ch         *amqp.Channel
 	deliveries <-chan amqp.Delivery
 	closed     chan *amqp.Error
+	cancelled  chan string // the server cancelled the consumer (its queue was deleted)
 }
 
 // subscription is one Subscribe call: Concurrency workers handling the
@@ -115,7 +116,7 @@ func (s *subscription) open(ctx context.Context) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	sess := &session{conn: conn, ch: ch, closed: ch.NotifyClose(make(chan *amqp.Error, 1))}
+	sess := &session{conn: conn, ch: ch, closed: ch.NotifyClose(make(chan *amqp.Error, 1)), cancelled: ch.NotifyCancel(make(chan string, 1))}
 	if err := ch.Qos(s.prefetch, 0, false); err != nil {
 		_ = ch.Close()
 		return nil, fmt.Errorf("set prefetch: %w", err)
@@ -169,6 +170,12 @@ func (s *subscription) supervise(sess *session) {
 				return
 			}
 			s.warn("rabbitmq: consumer channel lost; consuming again", "err", err)
+		case <-sess.cancelled:
+			if s.stopping() {
+				return
+			}
+			s.warn("rabbitmq: the server cancelled the consumer (queue deleted?); declaring and consuming again")
+			_ = sess.ch.Close()
 		}
 		for n := 1; ; n++ {
 			t := time.NewTimer(backoff.Delay(n))
