@@ -364,3 +364,29 @@ func TestFieldLikeHeadersAndLongID(t *testing.T) {
 		}
 	}
 }
+
+// When its stream is deleted under it (or the server lost its data), a
+// subscription creates its consumer group again and goes on consuming.
+func TestStreamDeletedUnderSubscription(t *testing.T) {
+	p := prefix()
+	b := open(t, redis.WithPrefix(p), redis.WithBlock(50*time.Millisecond))
+	c := newCollector()
+	subscribe(t, b, "deleted", c.handler(nil), broker.Queue("g"))
+	publish(t, b, "deleted", &broker.Message{Body: []byte("before")})
+	c.wait(t, 1, 10*time.Second)
+	if err := client(t, b).Del(ctx(t), p+":{deleted}", p+":{deleted}:g:redo").Err(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for c.len() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("no message delivered after the stream was deleted")
+		}
+		publish(t, b, "deleted", &broker.Message{Body: []byte("after")})
+		select {
+		case <-c.ch:
+			c.ch <- struct{}{}
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
