@@ -49,7 +49,7 @@ const (
 // Up to [broker.Concurrency] handlers run at once, on that many
 // goroutines, and the subscriber pulls as many messages as it has handlers
 // free, so a message never waits in the client for a handler. While a
-// handler runs, the broker tells JetStream it is in progress every third of
+// handler runs, the broker tells JetStream it is in progress every quarter of
 // the AckWait, so only a subscriber that stopped answering has its messages
 // redelivered. ctx bounds the set-up only.
 func (b *Broker) Subscribe(ctx context.Context, topic string, h broker.Handler, opts ...broker.SubscribeOption) (broker.Subscription, error) {
