@@ -233,4 +233,3 @@ func envInt(b *testing.B, name string, def int) int {
 	}
 	return n
 }
-
