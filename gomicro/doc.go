@@ -44,6 +44,9 @@
 //   - Subscriber.Unsubscribe and Disconnect stop fetching and wait for the
 //     handlers in flight ([WithDrainTimeout]); deliveries cut short are
 //     redelivered.
+//   - A new subscription holds its first deliveries for [WithStartDelay]
+//     (250 ms): Go Micro's server registers a subscriber with its router only
+//     after Subscribe returns, and acknowledges — drops — what arrives before.
 //
 // Herald options that Go Micro has no words for (max attempts, backoff,
 // concurrency, dead-letter topic, ordering key) travel in go-micro's
