@@ -39,11 +39,11 @@
 //     gets what is published while it lives, and Unsubscribe destroys it. A
 //     broadcast subscriber whose process dies without Unsubscribe leaves its
 //     group behind (XINFO GROUPS shows it; XGROUP DESTROY removes it).
-//   - A subscription reads with XREADGROUP, holding at most [WithPrefetch]
-//     entries at once (read and not yet settled; 256 by default, at least
-//     twice its Concurrency), reading again once half are settled, and
-//     acknowledges handled entries with XACK, in batches (those handled
-//     within 2ms of each other).
+//   - A subscription reads with XREADGROUP and holds (read, not yet
+//     settled) about 100ms of handling at the rate its handlers go, at least
+//     twice its Concurrency and at most [WithPrefetch] (1024 by default),
+//     reading again once half is settled; it acknowledges handled entries
+//     with XACK, in batches (those handled within 2ms of each other).
 //   - A handler error schedules the message again: one Lua script
 //     acknowledges the entry and adds the message, with its attempt counted,
 //     to the group's delay set, scored with its due time on the server's

@@ -11,13 +11,15 @@ import (
 
 // Defaults of [New].
 const (
-	// DefaultPrefetch is how many entries a subscription may hold at once:
-	// read from the server and not yet settled (at least twice its
-	// Concurrency). It reads again once half are settled, so every
-	// XREADGROUP, a round trip and, on a server that fsyncs every write, an
-	// fsync, brings many entries. Fewer keeps entries available to the other
-	// members of a queue group when handlers are slow.
-	DefaultPrefetch = 256
+	// DefaultPrefetch is the most entries a subscription holds at once:
+	// read from the server and not yet settled. Within it, the subscription
+	// holds about 100ms of handling at the rate its handlers settle
+	// entries, and at least twice its Concurrency, reading again once half
+	// of that is settled: fast handlers get large reads (every XREADGROUP
+	// is a round trip and, on a server that fsyncs every write, an fsync),
+	// slow ones hold few entries, which stay available to the other
+	// members of the group.
+	DefaultPrefetch = 1024
 	// DefaultPublishTimeout bounds a Publish or PublishBatch whose context
 	// has no deadline, retries included.
 	DefaultPublishTimeout = 30 * time.Second
@@ -100,9 +102,9 @@ func WithMaxLen(n int64) Option {
 	}
 }
 
-// WithPrefetch sets how many entries a subscription may hold at once
-// ([DefaultPrefetch] by default; see there). A subscription holds at least
-// twice its Concurrency.
+// WithPrefetch sets the most entries a subscription holds at once
+// ([DefaultPrefetch] by default; see there). A subscription may hold twice
+// its Concurrency whatever this is.
 func WithPrefetch(n int) Option {
 	return func(c *config) error {
 		if n < 1 {

@@ -390,3 +390,40 @@ func TestStreamDeletedUnderSubscription(t *testing.T) {
 		}
 	}
 }
+
+// A slow member of a queue group holds few entries (its window follows its
+// handling rate), so a fast member handles most of a backlog instead of
+// waiting while the slow one sits on half of it.
+func TestSlowMemberDoesNotHoard(t *testing.T) {
+	p := prefix()
+	slowB, fastB := open(t, redis.WithPrefix(p)), open(t, redis.WithPrefix(p))
+	slow, fast := newCollector(), newCollector()
+	subscribe(t, slowB, "hoard", slow.handler(func(ctx context.Context, _ *broker.Message) error {
+		select { // 50ms of work per message
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+		}
+		return nil
+	}), broker.Queue("g"))
+	subscribe(t, fastB, "hoard", fast.handler(nil), broker.Queue("g"))
+	ms := make([]*broker.Message, 300)
+	for i := range ms {
+		ms[i] = &broker.Message{Body: []byte{byte(i)}}
+	}
+	if err := broker.PublishBatch(ctx(t), slowB, "hoard", ms); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(20 * time.Second)
+	for slow.len()+fast.len() < len(ms) {
+		select {
+		case <-fast.ch:
+		case <-slow.ch:
+		case <-deadline:
+			t.Fatalf("handled %d (slow) + %d (fast) of %d", slow.len(), fast.len(), len(ms))
+		}
+	}
+	t.Logf("slow member handled %d, fast member %d", slow.len(), fast.len())
+	if slow.len() > 30 {
+		t.Errorf("the slow member (50ms a message) handled %d of %d messages: it held more than its share", slow.len(), len(ms))
+	}
+}

@@ -58,6 +58,7 @@ type subscription struct {
 	freed    chan struct{} // a slot was freed (capacity 1)
 	wake     chan struct{} // a redelivery was scheduled (capacity 1)
 	clientID atomic.Int64  // the fetcher's connection, for CLIENT UNBLOCK
+	handled  atomic.Int64  // entries settled, for the fetcher's window
 
 	mu   sync.Mutex
 	held map[string]*entry
@@ -287,6 +288,37 @@ func (s *subscription) hold(es []*entry) []*entry {
 	return out
 }
 
+// window sizes how many entries the fetcher keeps held: about
+// windowTarget of handling at the rate measured, between min and max. Fast
+// handlers get large reads (few round trips and fsyncs per entry); slow
+// ones hold few entries, which stay available to the other members of the
+// group.
+type window struct {
+	min, max int
+	rate     float64 // entries settled per second, smoothed
+	last     int64   // settled count at the last sample
+	at       time.Time
+}
+
+// windowTarget is how much handling the window holds.
+const windowTarget = 100 * time.Millisecond
+
+// size returns the window for a settled count of settled.
+func (w *window) size(settled int64) int {
+	if dt := time.Since(w.at); dt >= 5*time.Millisecond {
+		r := float64(settled-w.last) / dt.Seconds()
+		w.rate = (w.rate + r) / 2
+		w.last, w.at = settled, time.Now()
+	}
+	return min(max(int(w.rate*windowTarget.Seconds()), w.min), w.max)
+}
+
+func (s *subscription) heldCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.held)
+}
+
 // free returns how many more entries the subscription may hold.
 func (s *subscription) free() int {
 	s.mu.Lock()
@@ -304,6 +336,7 @@ func (s *subscription) settle(e *entry) bool {
 	}
 	delete(s.held, e.key())
 	s.mu.Unlock()
+	s.handled.Add(1)
 	select {
 	case s.freed <- struct{}{}:
 	default:
@@ -323,12 +356,14 @@ func (s *subscription) fetch() {
 	}()
 	fails := 0
 	backoff := broker.Backoff{Initial: 50 * time.Millisecond, Max: 2 * time.Second, Multiplier: 2, Jitter: 0.2}
+	w := window{min: 2 * s.opts.Concurrency, max: s.limit, at: time.Now()}
 	for !s.stopping() {
-		// Read again once half the slots are free, not at every freed
+		// Read again once half the window is free, not at every freed
 		// slot: each XREADGROUP is a round trip and, on a server that
 		// fsyncs every write (its PEL changes), an fsync.
-		free := s.free()
-		if free < (s.limit+1)/2 {
+		win := w.size(s.handled.Load())
+		free := win - s.heldCount()
+		if free < (win+1)/2 {
 			select {
 			case <-s.freed:
 			case <-s.stop:
