@@ -128,7 +128,11 @@ func WithQueueExpiry(d time.Duration) Option {
 
 // WithPrefetch sets the QoS prefetch count of a subscription
 // ([DefaultPrefetch] by default; see there). A subscription's is at least
-// twice its Concurrency.
+// twice its Concurrency. For slow handlers in a group of several members
+// (a mailer, say), set it near Concurrency: RabbitMQ spreads a backlog over
+// the members' prefetch windows, so a slow member with a large window sits
+// on its share while the others are idle. The per-consumer window is fixed
+// when the consumer starts, so it cannot follow the handlers' pace.
 func WithPrefetch(n int) Option {
 	return func(c *config) error {
 		if n < 1 || n > 65535 {
