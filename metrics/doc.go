@@ -27,7 +27,7 @@
 //	herald_outbox_backlog{outbox}                    rows waiting
 //	herald_outbox_oldest_age_seconds{outbox}         age of the oldest row (0 when empty)
 //
-// [NewHTTPBrokerCollector] reports the deliveries the HTTP broker refused
+// Package [github.com/herald-dev/herald/metrics/httpstats] reports the deliveries the HTTP broker refused
 // (herald_http_broker_refused_total{reason}).
 //
 // A Metrics value and the brokers it wraps are safe for concurrent use.

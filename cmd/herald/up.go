@@ -25,6 +25,7 @@ type upConfig struct {
 	smtpURL       string
 	bcryptCost    int
 	grace         time.Duration
+	adminListen   string
 }
 
 func newUpCmd() *cobra.Command {
@@ -39,6 +40,7 @@ func newUpCmd() *cobra.Command {
   user      the user service on --user-listen (Connect, gRPC, gRPC-Web), users in SQLite
   email     the email service (queue group "email"), sent-mail records in SQLite
   smtp      an SMTP sink on --smtp-listen that keeps every mail in <data-dir>/mailbox
+  admin     Prometheus metrics on http://<admin-listen>/metrics
 
 Any part can point at a real server instead: --broker, --registry, --database,
 --email-database and --smtp take URLs. Ctrl-C stops everything gracefully; data
@@ -63,6 +65,7 @@ stays in --data-dir for the next run.`,
 	f.StringVar(&c.smtpURL, "smtp", "", "SMTP server URL, smtp:// or smtps:// (empty: the embedded sink)")
 	f.IntVar(&c.bcryptCost, "bcrypt-cost", user.DefaultBcryptCost, "bcrypt cost of password hashes (4 to 31)")
 	f.DurationVar(&c.grace, "grace", system.DefaultGrace, "how long shutting down may take")
+	f.StringVar(&c.adminListen, "admin-listen", "127.0.0.1:9090", "address of the admin HTTP listener serving /metrics (empty: none)")
 	return cmd
 }
 
@@ -75,6 +78,7 @@ func runUp(cmd *cobra.Command, c upConfig) error {
 		BrokerURL: c.brokerURL, RegistryURL: c.registryURL, DatabaseURL: c.databaseURL,
 		EmailDatabaseURL: c.emailDatabase, SMTPURL: c.smtpURL, BcryptCost: c.bcryptCost,
 		OpenBroker: openBroker, OpenRegistry: openRegistry, Logger: slog.Default(),
+		AdminListen: c.adminListen,
 	})
 	if err != nil {
 		return err
@@ -93,6 +97,9 @@ func runUp(cmd *cobra.Command, c upConfig) error {
 		fmt.Fprintf(out, "  smtp      %s  (sink, mailbox %s)\n", s.SMTPURL, s.MailboxDir)
 	} else {
 		fmt.Fprintf(out, "  smtp      %s\n", redactURL(s.SMTPURL))
+	}
+	if s.AdminAddr != "" {
+		fmt.Fprintf(out, "  admin     http://%s/metrics\n", s.AdminAddr)
 	}
 	fmt.Fprintf(out, "\nIn another terminal:\n  herald users register --name \"Ada Lovelace\" --email ada@example.com\n  herald mails list\n\nCtrl-C stops.\n")
 	<-ctx.Done()

@@ -14,8 +14,11 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/herald-dev/herald/broker"
 	"github.com/herald-dev/herald/broker/nats/natsserver"
+	"github.com/herald-dev/herald/metrics"
 	"github.com/herald-dev/herald/registry"
 	"github.com/herald-dev/herald/services/email"
 	"github.com/herald-dev/herald/services/email/smtpsink"
@@ -57,6 +60,9 @@ type Config struct {
 	OpenRegistry func(ctx context.Context, rawURL string) (registry.Registry, error)
 	// Logger receives every part's log (discard when nil).
 	Logger *slog.Logger
+	// AdminListen, when set, is the address of the admin HTTP listener,
+	// which serves /metrics (port 0: a free one).
+	AdminListen string
 }
 
 // System is the running system. Stop it once.
@@ -66,9 +72,16 @@ type System struct {
 	BrokerURL, RegistryURL, SMTPURL, UserAddr, MailboxDir string
 	// NATSDataDir is the embedded NATS server's data, if one runs.
 	NATSDataDir string
-	// Broker and Registry are the clients the services use.
+	// Broker and Registry are the clients the services use. Broker counts
+	// its traffic in Metrics.
 	Broker   broker.Broker
 	Registry registry.Registry
+	// Metrics holds every part's metrics: the broker's traffic and the
+	// outbox backlog.
+	Metrics *prometheus.Registry
+	// AdminAddr is where the admin listener serves /metrics ("" when
+	// Config.AdminListen is empty).
+	AdminAddr string
 
 	stops []func(context.Context) error
 }
@@ -122,6 +135,13 @@ func Start(ctx context.Context, c Config) (s *System, err error) {
 	if s.Broker, err = c.OpenBroker(ctx, s.BrokerURL); err != nil {
 		return s, fmt.Errorf("broker %s: %w", redact(s.BrokerURL), err)
 	}
+	s.Metrics = prometheus.NewRegistry()
+	m, err := metrics.New(s.Metrics)
+	if err != nil {
+		s.stops = append(s.stops, s.Broker.Close)
+		return s, err
+	}
+	s.Broker = m.Wrap(s.Broker)
 	s.stops = append(s.stops, s.Broker.Close)
 	if s.Registry, err = c.OpenRegistry(ctx, s.RegistryURL); err != nil {
 		return s, fmt.Errorf("registry %s: %w", redact(s.RegistryURL), err)
@@ -160,6 +180,7 @@ func Start(ctx context.Context, c Config) (s *System, err error) {
 	users, err := user.NewServer(user.Config{
 		Listen: c.UserListen, DatabaseURL: usersDB, BcryptCost: c.BcryptCost,
 		Broker: s.Broker, Registry: s.Registry, Logger: log.With("part", "user"),
+		Metrics: s.Metrics,
 	})
 	if err != nil {
 		return s, err
@@ -169,6 +190,15 @@ func Start(ctx context.Context, c Config) (s *System, err error) {
 	}
 	s.stops = append(s.stops, users.Shutdown)
 	s.UserAddr = users.Addr()
+
+	if c.AdminListen != "" {
+		stop, addr, err := serveAdmin(ctx, c.AdminListen, s.adminHandler(), log)
+		if err != nil {
+			return s, fmt.Errorf("admin listener on %s: %w", c.AdminListen, err)
+		}
+		s.stops = append(s.stops, stop)
+		s.AdminAddr = addr
+	}
 	return s, nil
 }
 

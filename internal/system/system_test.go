@@ -32,6 +32,7 @@ func start(t *testing.T) (*system.System, userv1connect.UserServiceClient) {
 	mux.Register(natsbroker.Scheme, natsbroker.OpenURL)
 	s, err := system.Start(context.Background(), system.Config{
 		DataDir: t.TempDir(), NATSListen: "127.0.0.1:0", SMTPListen: "127.0.0.1:0", UserListen: "127.0.0.1:0",
+		AdminListen:  "127.0.0.1:0",
 		BcryptCost:   4,
 		EmailBackoff: broker.Backoff{Initial: 50 * time.Millisecond, Max: time.Second, Multiplier: 2},
 		OpenBroker:   mux.Open,

@@ -10,10 +10,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"gorm.io/gorm"
 
 	"github.com/herald-dev/herald/broker"
 	"github.com/herald-dev/herald/internal/db"
+	"github.com/herald-dev/herald/metrics"
 	"github.com/herald-dev/herald/outbox"
 	"github.com/herald-dev/herald/registry"
 )
@@ -63,6 +65,11 @@ type Config struct {
 	MaxRequestBytes int64
 	// RelayOptions configure the outbox relay.
 	RelayOptions []outbox.Option
+	// Metrics, when set, receives the outbox backlog collector
+	// (herald_outbox_backlog{outbox="user"}) and is served on /metrics beside
+	// the API. Count the broker's traffic by passing a broker wrapped with
+	// [metrics.Metrics.Wrap] as Broker.
+	Metrics *prometheus.Registry
 }
 
 // Server runs the user service: the API on one port for Connect, gRPC and
@@ -83,6 +90,7 @@ type Server struct {
 	relayRun chan struct{}
 	served   chan struct{}
 	inst     *registry.Instance
+	backlog  prometheus.Collector
 }
 
 // NewServer checks cfg and returns a server that [Server.Start] starts.
@@ -171,8 +179,20 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true) // gRPC without TLS
+	handler := svc.Handler()
+	if s.cfg.Metrics != nil {
+		c := metrics.NewBacklogCollector("user", s.relay.Backlog)
+		if err := s.cfg.Metrics.Register(c); err != nil {
+			return fmt.Errorf("user: metrics: %w", err)
+		}
+		s.backlog = c
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", metrics.Handler(s.cfg.Metrics))
+		mux.Handle("/", handler)
+		handler = mux
+	}
 	s.http = &http.Server{
-		Handler:           svc.Handler(),
+		Handler:           handler,
 		Protocols:         protocols,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -279,6 +299,10 @@ func (s *Server) stopLocked(ctx context.Context) error {
 				break
 			}
 		}
+	}
+	if s.backlog != nil {
+		s.cfg.Metrics.Unregister(s.backlog)
+		s.backlog = nil
 	}
 	if s.ownDB && s.db != nil {
 		if sqlDB, err := s.db.DB(); err == nil {
