@@ -87,4 +87,3 @@ func TestUserRegisteredReadByCloudEventsSDK(t *testing.T) {
 		t.Errorf("round trip: %+v", dec)
 	}
 }
-
