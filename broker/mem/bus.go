@@ -13,6 +13,7 @@ import (
 type bus struct {
 	mu     sync.RWMutex
 	topics map[string]*topicState
+	dead   deadStore // dead letters, for browsing
 }
 
 // topicState is what a topic has subscribed to it.
@@ -30,6 +31,7 @@ func newBus() *bus { return &bus{topics: map[string]*topicState{}} }
 // publish hands m, which the bus now owns and nobody modifies any more, to
 // every group of topic.
 func (b *bus) publish(topic string, m *broker.Message) {
+	b.dead.keep(topic, m)
 	b.mu.RLock()
 	var fanout []*group
 	if t := b.topics[topic]; t != nil {
@@ -43,6 +45,9 @@ func (b *bus) publish(topic string, m *broker.Message) {
 
 // publishAll is publish for a batch: each group is locked once.
 func (b *bus) publishAll(topic string, ms []*broker.Message) {
+	for _, m := range ms {
+		b.dead.keep(topic, m)
+	}
 	b.mu.RLock()
 	var fanout []*group
 	if t := b.topics[topic]; t != nil {

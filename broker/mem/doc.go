@@ -25,7 +25,11 @@
 //
 //   - Publish returns nil once a copy of the message is queued for every
 //     queue group and broadcast subscriber of the topic. A topic with nothing
-//     subscribed drops the message. Publish never blocks on consumers.
+//     subscribed drops the message, except a dead letter (one carrying
+//     [broker.HeaderDeadLetterTopic]): the bus also keeps the last
+//     [MaxDeadLetters] of each dead-letter topic, for [Broker.DeadLetters]
+//     and [Broker.DeleteDeadLetters] ([broker.DeadLetterBrowser]). Publish
+//     never blocks on consumers.
 //   - A queue group is made by the first Subscribe with [broker.Queue] and
 //     lives as long as the bus: while it has no member it keeps the
 //     messages published to its topic, and delivers them when a member
