@@ -49,7 +49,7 @@ upper case with dashes as underscores (--broker is HERALD_BROKER).`,
 		Short: "Measure throughput and latency",
 	}
 	bench.AddCommand(newBenchBrokerCmd(), newBenchRegisterCmd())
-	root.AddCommand(newUpCmd(), serve, newUsersCmd(), newMailsCmd(), bench)
+	root.AddCommand(newUpCmd(), serve, newUsersCmd(), newMailsCmd(), newDLQCmd(), bench)
 	return root
 }
 
