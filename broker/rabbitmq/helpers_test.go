@@ -33,7 +33,7 @@ func serverURL(t testing.TB) string {
 func exchange() string { return "t" + broker.NewID()[24:] }
 
 // testExpiry makes the server delete the tests' queues once unused.
-const testExpiry = 10 * time.Minute
+const testExpiry = 2 * time.Minute
 
 // open opens a broker on the test server with opts, closed when the test ends.
 func open(t testing.TB, opts ...rabbitmq.Option) *rabbitmq.Broker {

@@ -54,24 +54,27 @@ func queueName(name string) string {
 	return name[:maxQueueName-17] + "~" + hex.EncodeToString(sum[:8])
 }
 
-// retryBuckets are the delays of the retry queues. A redelivery waits in the
+// retryBuckets returns the delays of the retry queues. A redelivery waits in the
 // queue of the smallest bucket not shorter than its backoff (the longest
 // for longer ones): every message of a queue has the same time to live, so
 // they expire in order, from the head, on time. The steps are at most 2.5×.
-var retryBuckets = [...]time.Duration{
-	10 * time.Millisecond, 25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond,
-	250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2500 * time.Millisecond,
-	5 * time.Second, 10 * time.Second, 25 * time.Second, time.Minute, 2 * time.Minute,
-	5 * time.Minute, 10 * time.Minute, 25 * time.Minute, time.Hour, 2 * time.Hour,
-	5 * time.Hour, 12 * time.Hour, 24 * time.Hour,
+func retryBuckets() []time.Duration {
+	return []time.Duration{
+		10 * time.Millisecond, 25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond,
+		250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2500 * time.Millisecond,
+		5 * time.Second, 10 * time.Second, 25 * time.Second, time.Minute, 2 * time.Minute,
+		5 * time.Minute, 10 * time.Minute, 25 * time.Minute, time.Hour, 2 * time.Hour,
+		5 * time.Hour, 12 * time.Hour, 24 * time.Hour,
+	}
 }
 
 // bucket returns the retry bucket of a backoff of d.
 func bucket(d time.Duration) time.Duration {
-	for _, b := range retryBuckets {
+	bs := retryBuckets()
+	for _, b := range bs {
 		if d <= b {
 			return b
 		}
 	}
-	return retryBuckets[len(retryBuckets)-1]
+	return bs[len(bs)-1]
 }

@@ -18,8 +18,10 @@ const Scheme = "amqp"
 // SchemeTLS is the URL scheme of the RabbitMQ backend over TLS.
 const SchemeTLS = "amqps"
 
-// queryKeys are the query parameters [OpenURL] takes.
-var queryKeys = []string{"exchange", "queue_type", "queue_expiry", "prefetch", "publish_channels", "max_pending", "publish_timeout", "max_message_size", "heartbeat"}
+// queryKeys returns the query parameters [OpenURL] takes.
+func queryKeys() []string {
+	return []string{"exchange", "queue_type", "queue_expiry", "prefetch", "publish_channels", "max_pending", "publish_timeout", "max_message_size", "heartbeat"}
+}
 
 // OpenURL opens a broker for an "amqp://" or "amqps://" URL; it is a
 // [broker.OpenFunc]:
@@ -38,7 +40,7 @@ func OpenURL(ctx context.Context, u *url.URL) (broker.Broker, error) {
 	if scheme != Scheme && scheme != SchemeTLS {
 		return nil, fmt.Errorf("rabbitmq: open %q: %w: scheme is not %q or %q", u.Redacted(), broker.ErrBadURL, Scheme, SchemeTLS)
 	}
-	if err := broker.CheckQuery(u, queryKeys...); err != nil {
+	if err := broker.CheckQuery(u, queryKeys()...); err != nil {
 		return nil, fmt.Errorf("rabbitmq: open %q: %w", u.Redacted(), err)
 	}
 	if u.Host == "" {
@@ -49,7 +51,7 @@ func OpenURL(ctx context.Context, u *url.URL) (broker.Broker, error) {
 	bad := func(k string, err error) error {
 		return fmt.Errorf("rabbitmq: open %q: %w: %s: %v", u.Redacted(), broker.ErrBadURL, k, err)
 	}
-	for _, k := range queryKeys {
+	for _, k := range queryKeys() {
 		if !q.Has(k) {
 			continue
 		}

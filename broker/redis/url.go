@@ -18,12 +18,15 @@ const Scheme = "redis"
 // SchemeTLS is the URL scheme of the Redis Streams backend over TLS.
 const SchemeTLS = "rediss"
 
-// Query parameters of [OpenURL]: Herald's own, and the connection settings
-// passed on to go-redis.
-var (
-	heraldQuery = []string{"maxlen", "prefix", "prefetch", "publish_timeout", "block", "max_message_size"}
-	clientQuery = []string{"protocol", "client_name", "dial_timeout", "read_timeout", "write_timeout", "pool_size", "max_retries", "min_retry_backoff", "max_retry_backoff"}
-)
+// heraldQuery returns the query parameters of [OpenURL] that are Herald's.
+func heraldQuery() []string {
+	return []string{"maxlen", "prefix", "prefetch", "publish_timeout", "block", "max_message_size"}
+}
+
+// clientQuery returns the query parameters of [OpenURL] passed on to go-redis.
+func clientQuery() []string {
+	return []string{"protocol", "client_name", "dial_timeout", "read_timeout", "write_timeout", "pool_size", "max_retries", "min_retry_backoff", "max_retry_backoff"}
+}
 
 // OpenURL opens a broker for a "redis://" or "rediss://" URL; it is a
 // [broker.OpenFunc]:
@@ -42,7 +45,7 @@ func OpenURL(ctx context.Context, u *url.URL) (broker.Broker, error) {
 	if scheme != Scheme && scheme != SchemeTLS {
 		return nil, fmt.Errorf("redis: open %q: %w: scheme is not %q or %q", u.Redacted(), broker.ErrBadURL, Scheme, SchemeTLS)
 	}
-	if err := broker.CheckQuery(u, append(append([]string{}, heraldQuery...), clientQuery...)...); err != nil {
+	if err := broker.CheckQuery(u, append(heraldQuery(), clientQuery()...)...); err != nil {
 		return nil, fmt.Errorf("redis: open %q: %w", u.Redacted(), err)
 	}
 	q := u.Query()
@@ -50,7 +53,7 @@ func OpenURL(ctx context.Context, u *url.URL) (broker.Broker, error) {
 	bad := func(k string, err error) error {
 		return fmt.Errorf("redis: open %q: %w: %s: %v", u.Redacted(), broker.ErrBadURL, k, err)
 	}
-	for _, k := range heraldQuery {
+	for _, k := range heraldQuery() {
 		v := q.Get(k)
 		if !q.Has(k) {
 			continue
