@@ -9,6 +9,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // opKind is what an [op] does to the spool.
@@ -319,7 +320,7 @@ func (e *engine) commit(round []*op) {
 					}
 				}
 			case opDrop:
-				if err := tb.DeleteBucket([]byte(o.target)); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+				if err := tb.DeleteBucket([]byte(o.target)); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
 					return err
 				}
 			case opGroup:
@@ -330,7 +331,7 @@ func (e *engine) commit(round []*op) {
 				if err := gb.Delete(groupRecordKey(o.topic, o.group)); err != nil {
 					return err
 				}
-				if err := tb.DeleteBucket([]byte(groupKey(o.topic, o.group))); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+				if err := tb.DeleteBucket([]byte(groupKey(o.topic, o.group))); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
 					return err
 				}
 			case opRelease:

@@ -47,7 +47,6 @@ func endpointOf(t *testing.T, c *cluster, topic string) string {
 type delivery struct {
 	ts, nonce, sig string
 	body           []byte
-	path           string // signed path, if not the URL's
 }
 
 func post(t *testing.T, endpoint string, d delivery) (int, string) {

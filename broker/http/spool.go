@@ -10,6 +10,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // The spool is one bbolt file, spool.db, in the spool directory:
@@ -48,7 +49,7 @@ func openSpool(dir string) (*spool, error) {
 		NoFreelistSync: true, // the freelist is rebuilt on open: commits write less
 		FreelistType:   bolt.FreelistMapType,
 	})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("spool %s is in use by another broker", path)
 	}
 	if err != nil {
