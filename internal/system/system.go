@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/herald-dev/herald/broker"
 	"github.com/herald-dev/herald/broker/nats/natsserver"
@@ -23,6 +24,7 @@ import (
 	"github.com/herald-dev/herald/services/email"
 	"github.com/herald-dev/herald/services/email/smtpsink"
 	"github.com/herald-dev/herald/services/user"
+	"github.com/herald-dev/herald/tracing"
 )
 
 // Config is what [Start] runs. Empty URLs mean the embedded default.
@@ -60,6 +62,10 @@ type Config struct {
 	OpenRegistry func(ctx context.Context, rawURL string) (registry.Registry, error)
 	// Logger receives every part's log (discard when nil).
 	Logger *slog.Logger
+	// TracerProvider, when set, traces the system: each request, its event
+	// through the outbox and the broker, each delivery, each SMTP send, all
+	// in the request's trace.
+	TracerProvider trace.TracerProvider
 	// AdminListen, when set, is the address of the admin HTTP listener,
 	// which serves /metrics (port 0: a free one).
 	AdminListen string
@@ -141,6 +147,9 @@ func Start(ctx context.Context, c Config) (s *System, err error) {
 		s.stops = append(s.stops, s.Broker.Close)
 		return s, err
 	}
+	if c.TracerProvider != nil {
+		s.Broker = tracing.Wrap(s.Broker, c.TracerProvider, nil)
+	}
 	s.Broker = m.Wrap(s.Broker)
 	s.stops = append(s.stops, s.Broker.Close)
 	if s.Registry, err = c.OpenRegistry(ctx, s.RegistryURL); err != nil {
@@ -164,7 +173,7 @@ func Start(ctx context.Context, c Config) (s *System, err error) {
 		emailDB = "sqlite://" + filepath.Join(c.DataDir, "email.db")
 	}
 	mailer, err := email.New(email.Config{Broker: s.Broker, SMTPURL: s.SMTPURL, Database: emailDB,
-		Backoff: c.EmailBackoff, Logger: log.With("part", "email")})
+		Backoff: c.EmailBackoff, Logger: log.With("part", "email"), TracerProvider: c.TracerProvider})
 	if err != nil {
 		return s, err
 	}
@@ -180,7 +189,7 @@ func Start(ctx context.Context, c Config) (s *System, err error) {
 	users, err := user.NewServer(user.Config{
 		Listen: c.UserListen, DatabaseURL: usersDB, BcryptCost: c.BcryptCost,
 		Broker: s.Broker, Registry: s.Registry, Logger: log.With("part", "user"),
-		Metrics: s.Metrics,
+		Metrics: s.Metrics, TracerProvider: c.TracerProvider,
 	})
 	if err != nil {
 		return s, err

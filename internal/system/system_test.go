@@ -26,11 +26,11 @@ import (
 // start runs the whole system as `herald up` does, on free ports in a
 // temporary directory, with the cheapest bcrypt cost: these tests are about
 // messaging, not hashing.
-func start(t *testing.T) (*system.System, userv1connect.UserServiceClient) {
+func start(t *testing.T, opts ...func(*system.Config)) (*system.System, userv1connect.UserServiceClient) {
 	t.Helper()
 	mux := new(broker.URLMux)
 	mux.Register(natsbroker.Scheme, natsbroker.OpenURL)
-	s, err := system.Start(context.Background(), system.Config{
+	cfg := system.Config{
 		DataDir: t.TempDir(), NATSListen: "127.0.0.1:0", SMTPListen: "127.0.0.1:0", UserListen: "127.0.0.1:0",
 		AdminListen:  "127.0.0.1:0",
 		BcryptCost:   4,
@@ -43,7 +43,11 @@ func start(t *testing.T) (*system.System, userv1connect.UserServiceClient) {
 			}
 			return natsregistry.OpenURL(ctx, u)
 		},
-	})
+	}
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	s, err := system.Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

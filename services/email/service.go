@@ -36,12 +36,17 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"gorm.io/gorm"
 
 	"github.com/herald-dev/herald/broker"
 	"github.com/herald-dev/herald/events"
 	"github.com/herald-dev/herald/internal/db"
 	"github.com/herald-dev/herald/middleware"
+	"github.com/herald-dev/herald/tracing"
 )
 
 // Queue is the queue group the email service joins.
@@ -92,6 +97,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock of the mails' Date header; time.Now when nil.
 	Now func() time.Time
+	// TracerProvider, when set, traces each event handled (span "email
+	// welcome") and each SMTP exchange (span "smtp send"), as children of
+	// the delivery's span (see [tracing.Wrap]).
+	TracerProvider trace.TracerProvider
 }
 
 // Service is the email service. Start it once; Stop it once.
@@ -100,6 +109,7 @@ type Service struct {
 	from   *mail.Address
 	mailer *Mailer
 	log    *slog.Logger
+	tracer trace.Tracer
 
 	mu      sync.Mutex
 	sub     broker.Subscription
@@ -152,7 +162,11 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Service{cfg: cfg, from: from, mailer: m, log: cfg.Logger}, nil
+	tp := cfg.TracerProvider
+	if tp == nil {
+		tp = noop.NewTracerProvider()
+	}
+	return &Service{cfg: cfg, from: from, mailer: m, log: cfg.Logger, tracer: tp.Tracer(tracing.ScopeName)}, nil
 }
 
 // Start opens the sent-mail records and subscribes. ctx bounds the set-up
@@ -230,7 +244,15 @@ func (s *Service) Stop(ctx context.Context) error {
 }
 
 // handle sends the welcome mail of one user.registered event.
-func (s *Service) handle(ctx context.Context, m *broker.Message) error {
+func (s *Service) handle(ctx context.Context, m *broker.Message) (err error) {
+	ctx, span := s.tracer.Start(ctx, "email welcome", trace.WithAttributes(tracing.AttrMessageID.String(m.ID)))
+	defer func() {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "welcome mail not sent")
+		}
+		span.End()
+	}()
 	u, err := events.DecodeUserRegistered(m)
 	if err != nil {
 		s.log.WarnContext(ctx, "email: undecodable event dead-lettered", "msg_id", m.ID, "err", err)
@@ -244,7 +266,14 @@ func (s *Service) handle(ctx context.Context, m *broker.Message) error {
 	sctx, cancel := context.WithTimeout(ctx, s.cfg.SendTimeout)
 	defer cancel()
 	start := time.Now()
+	sctx, send := s.tracer.Start(sctx, "smtp send", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("server.address", s.mailer.addr)))
 	err = s.mailer.Send(sctx, s.from.Address, []string{u.Email}, raw)
+	if err != nil {
+		send.RecordError(err)
+		send.SetStatus(codes.Error, "smtp send failed")
+	}
+	send.End()
 	switch {
 	case errors.Is(err, ErrRejected):
 		s.log.WarnContext(ctx, "email: welcome mail rejected; dead-lettered", "msg_id", m.ID, "attempt", m.Attempt, "err", err)

@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 
 	"github.com/herald-dev/herald/events"
 	"github.com/herald-dev/herald/outbox"
+	"github.com/herald-dev/herald/tracing"
 )
 
 // Table is the name of the users table.
@@ -54,6 +57,10 @@ func Migrate(ctx context.Context, db *gorm.DB) error {
 type store struct {
 	db     *gorm.DB
 	source string
+	// tracer and prop, when set (see [WithTracing]), write the trace
+	// context of the request into its event.
+	tracer trace.Tracer
+	prop   propagation.TextMapPropagator
 }
 
 // newStore returns a store on db. Its statements are never logged, whatever
@@ -93,6 +100,11 @@ func (s *store) create(ctx context.Context, r *record) error {
 		})
 		if err != nil {
 			return err
+		}
+		if s.tracer != nil {
+			actx, span := s.tracer.Start(ctx, "outbox add "+events.TopicUserRegistered)
+			defer span.End()
+			tracing.Inject(actx, s.prop, m)
 		}
 		return outbox.Add(tx, events.TopicUserRegistered, m)
 	})
