@@ -38,7 +38,9 @@
 //
 // InvalidArgument (a message naming the field and why), AlreadyExists (email
 // registered, id taken), NotFound, ResourceExhausted (a request over the
-// size limit, 64 KiB by default), and Unavailable when the database cannot
+// size limit, 64 KiB by default, or a client address over the Create rate
+// limit: 50 per second with bursts of 100 by default, a call over it waiting
+// up to 2 s before it is refused; see [WithCreateRateLimit]), and Unavailable when the database cannot
 // answer (retry later). Nothing the service returns, logs or publishes
 // contains a password or a hash: the API has no field for them, reads never
 // select the hash column, the store's SQL is never logged, and the request

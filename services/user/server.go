@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.opentelemetry.io/otel/trace"
 	"gorm.io/gorm"
 
 	"github.com/herald-dev/herald/broker"
@@ -19,7 +18,6 @@ import (
 	"github.com/herald-dev/herald/metrics"
 	"github.com/herald-dev/herald/outbox"
 	"github.com/herald-dev/herald/registry"
-	"github.com/herald-dev/herald/tracing"
 )
 
 // ServiceName is the name the user service registers under.
@@ -65,6 +63,13 @@ type Config struct {
 	// MaxRequestBytes bounds a request's message (default
 	// [DefaultMaxRequestBytes]).
 	MaxRequestBytes int64
+	// CreateRate limits Create per client address, in calls per second
+	// (0: [DefaultCreateRate]; negative: no limit), with bursts of
+	// CreateBurst (0: [DefaultCreateBurst]); a call over the rate waits up to
+	// [DefaultCreateMaxWait], then gets ResourceExhausted. See
+	// [WithCreateRateLimit].
+	CreateRate  float64
+	CreateBurst int
 	// RelayOptions configure the outbox relay.
 	RelayOptions []outbox.Option
 	// Metrics, when set, receives the outbox backlog collector
@@ -72,10 +77,6 @@ type Config struct {
 	// the API. Count the broker's traffic by passing a broker wrapped with
 	// [metrics.Metrics.Wrap] as Broker.
 	Metrics *prometheus.Registry
-	// TracerProvider, when set, traces each request and writes its trace
-	// context into the events it causes (see [WithTracing]). Trace the
-	// broker too by passing one wrapped with [tracing.Wrap] as Broker.
-	TracerProvider trace.TracerProvider
 }
 
 // Server runs the user service: the API on one port for Connect, gRPC and
@@ -129,6 +130,15 @@ func NewServer(cfg Config) (*Server, error) {
 	if err := WithMaxRequestBytes(cfg.MaxRequestBytes)(&Service{}); err != nil {
 		return nil, err
 	}
+	if cfg.CreateRate == 0 {
+		cfg.CreateRate = DefaultCreateRate
+	}
+	if cfg.CreateBurst == 0 {
+		cfg.CreateBurst = DefaultCreateBurst
+	}
+	if err := cfg.rateLimit()(&Service{}); err != nil {
+		return nil, err
+	}
 	if cfg.HashConcurrency < 0 {
 		return nil, fmt.Errorf("user: %w: hash concurrency must be >= 0, not %d", broker.ErrInvalidOption, cfg.HashConcurrency)
 	}
@@ -169,12 +179,10 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		WithLogger(s.log),
 		WithNotify(s.relay.Notify),
 		WithMaxRequestBytes(s.cfg.MaxRequestBytes),
+		s.cfg.rateLimit(),
 	}
 	if s.cfg.HashConcurrency > 0 {
 		opts = append(opts, WithHashConcurrency(s.cfg.HashConcurrency))
-	}
-	if s.cfg.TracerProvider != nil {
-		opts = append(opts, WithTracing(s.cfg.TracerProvider, nil))
 	}
 	svc, err := NewService(s.db, opts...)
 	if err != nil {
@@ -189,9 +197,6 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true) // gRPC without TLS
 	handler := svc.Handler()
-	if s.cfg.TracerProvider != nil {
-		handler = traceHTTP(handler, s.cfg.TracerProvider, tracing.Propagator())
-	}
 	if s.cfg.Metrics != nil {
 		c := metrics.NewBacklogCollector("user", s.relay.Backlog)
 		if err := s.cfg.Metrics.Register(c); err != nil {
@@ -325,4 +330,9 @@ func (s *Server) stopLocked(ctx context.Context) error {
 	}
 	s.db = nil
 	return errors.Join(errs...)
+}
+
+// rateLimit is the Create rate limit option of c (CreateRate < 0: off).
+func (c *Config) rateLimit() Option {
+	return WithCreateRateLimit(max(c.CreateRate, 0), c.CreateBurst, DefaultCreateMaxWait)
 }

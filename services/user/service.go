@@ -34,6 +34,7 @@ type Service struct {
 	log      *slog.Logger
 	notify   func()
 	maxBytes int64
+	limiter  *createLimiter // nil: Create is not rate-limited
 }
 
 var _ userv1connect.UserServiceHandler = (*Service)(nil)
@@ -114,6 +115,7 @@ func NewService(db *gorm.DB, opts ...Option) (*Service, error) {
 		log:      slog.New(slog.DiscardHandler),
 		notify:   func() {},
 		maxBytes: DefaultMaxRequestBytes,
+		limiter:  newCreateLimiter(DefaultCreateRate, DefaultCreateBurst, DefaultCreateMaxWait),
 	}
 	for _, opt := range opts {
 		if err := opt(s); err != nil {
@@ -129,6 +131,11 @@ func NewService(db *gorm.DB, opts ...Option) (*Service, error) {
 
 // Create implements UserService.Create.
 func (s *Service) Create(ctx context.Context, req *connect.Request[userv1.CreateRequest]) (*connect.Response[userv1.CreateResponse], error) {
+	if s.limiter != nil {
+		if err := s.limiter.wait(ctx, req.Peer().Addr); err != nil {
+			return nil, err
+		}
+	}
 	in, errs := validateCreate(req.Msg.GetId(), req.Msg.GetName(), req.Msg.GetEmail(), req.Msg.GetPassword())
 	if len(errs) > 0 {
 		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New(errs.String()))
