@@ -18,6 +18,8 @@ func newServeUserCmd() *cobra.Command {
 		brokerURL   string
 		registryURL string
 		grace       time.Duration
+		dbPassFile  string
+		createRate  float64
 	)
 	cmd := &cobra.Command{
 		Use:   "user",
@@ -27,10 +29,16 @@ gRPC and gRPC-Web, stores users in --database, publishes each registration's
 user.registered event to --broker through a transactional outbox, and registers
 itself as herald.user in --registry (an empty --registry registers nowhere).
 
+Secrets: put the database password in HERALD_DATABASE or in
+--database-password-file rather than on the command line; printed URLs are redacted.
+
+Create is rate-limited per client address (--create-rate, --create-burst).
+
 Stops gracefully on Ctrl-C or SIGTERM: it deregisters, finishes the requests in
 flight and publishes what they committed, within --grace.`,
 		Example: `  herald serve user --listen 127.0.0.1:8081 --database sqlite://.herald/users.db
-  herald serve user --database 'postgres://herald:secret@db:5432/herald' --broker nats://nats:4222 --registry nats://nats:4222
+  herald serve user --database 'postgres://herald@db:5432/herald' --database-password-file /run/secrets/db \
+    --broker nats://nats:4222 --registry nats://nats:4222
 
   curl -s -H 'Content-Type: application/json' \
     -d '{"name":"Ada","email":"ada@example.com","password":"correct horse"}' \
@@ -39,6 +47,17 @@ flight and publishes what they committed, within --grace.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			log := slog.Default()
+			if dbPassFile != "" {
+				withPassword, err := withPasswordFile("database", cfg.DatabaseURL, "database-password-file", dbPassFile)
+				if err != nil {
+					return err
+				}
+				cfg.DatabaseURL = withPassword
+			}
+			cfg.CreateRate = createRate
+			if createRate == 0 {
+				cfg.CreateRate = -1 // off
+			}
 			b, err := openBroker(ctx, brokerURL)
 			if err != nil {
 				return fmt.Errorf("--broker %s: %w", redactURL(brokerURL), err)
@@ -76,6 +95,9 @@ flight and publishes what they committed, within --grace.`,
 	f.StringVar(&cfg.DatabaseURL, "database", user.DefaultDatabaseURL, "database URL: sqlite:///abs/path.db, sqlite://relative.db, mysql://user:pass@host:3306/db, postgres://user:pass@host:5432/db")
 	f.StringVar(&brokerURL, "broker", "nats://127.0.0.1:4222", "broker URL the events are published to")
 	f.StringVar(&registryURL, "registry", "nats://127.0.0.1:4222", "registry URL to register in as herald.user (empty: none)")
+	f.StringVar(&dbPassFile, "database-password-file", "", "file holding the database password (its first line), instead of one in --database")
+	f.Float64Var(&createRate, "create-rate", user.DefaultCreateRate, "registrations per second allowed per client address (0: no limit); calls over it wait up to 2s, then get ResourceExhausted")
+	f.IntVar(&cfg.CreateBurst, "create-burst", user.DefaultCreateBurst, "registrations one client address may make at once")
 	f.IntVar(&cfg.BcryptCost, "bcrypt-cost", user.DefaultBcryptCost, "bcrypt cost of password hashes (4 to 31)")
 	f.Int64Var(&cfg.MaxRequestBytes, "max-request-bytes", user.DefaultMaxRequestBytes, "largest request message accepted")
 	f.DurationVar(&grace, "grace", 10*time.Second, "how long a graceful shutdown may take")
