@@ -10,6 +10,7 @@ import (
 
 	"github.com/herald-dev/herald/internal/system"
 	"github.com/herald-dev/herald/services/user"
+	"github.com/herald-dev/herald/tracing"
 )
 
 // upConfig is what `herald up` runs with.
@@ -26,6 +27,9 @@ type upConfig struct {
 	bcryptCost    int
 	grace         time.Duration
 	adminListen   string
+	traceExporter string
+	otlpEndpoint  string
+	otlpInsecure  bool
 }
 
 func newUpCmd() *cobra.Command {
@@ -41,6 +45,11 @@ func newUpCmd() *cobra.Command {
   email     the email service (queue group "email"), sent-mail records in SQLite
   smtp      an SMTP sink on --smtp-listen that keeps every mail in <data-dir>/mailbox
   admin     Prometheus metrics on http://<admin-listen>/metrics
+
+Tracing is off by default; --trace-exporter stdout prints each span as JSON,
+--trace-exporter otlp sends them to an OpenTelemetry collector (--otlp-endpoint).
+One registration is one trace: the request, the outbox, the broker, the email
+handler and the SMTP send. Log lines written inside a span carry its trace_id.
 
 Any part can point at a real server instead: --broker, --registry, --database,
 --email-database and --smtp take URLs. Ctrl-C stops everything gracefully; data
@@ -65,6 +74,9 @@ stays in --data-dir for the next run.`,
 	f.StringVar(&c.smtpURL, "smtp", "", "SMTP server URL, smtp:// or smtps:// (empty: the embedded sink)")
 	f.IntVar(&c.bcryptCost, "bcrypt-cost", user.DefaultBcryptCost, "bcrypt cost of password hashes (4 to 31)")
 	f.DurationVar(&c.grace, "grace", system.DefaultGrace, "how long shutting down may take")
+	f.StringVar(&c.traceExporter, "trace-exporter", tracing.ExporterNone, "where spans go: none, stdout or otlp")
+	f.StringVar(&c.otlpEndpoint, "otlp-endpoint", "", "OTLP/gRPC collector host:port (default localhost:4317 or OTEL_EXPORTER_OTLP_ENDPOINT)")
+	f.BoolVar(&c.otlpInsecure, "otlp-insecure", false, "send OTLP without TLS (a local collector)")
 	f.StringVar(&c.adminListen, "admin-listen", "127.0.0.1:9090", "address of the admin HTTP listener serving /metrics (empty: none)")
 	return cmd
 }
@@ -73,12 +85,27 @@ stays in --data-dir for the next run.`,
 // Ctrl-C, and stops it.
 func runUp(cmd *cobra.Command, c upConfig) error {
 	ctx := cmd.Context()
+	tp, stopTracing, err := tracing.Setup(ctx, tracing.Config{Exporter: c.traceExporter, OTLPEndpoint: c.otlpEndpoint,
+		OTLPInsecure: c.otlpInsecure, ServiceName: "herald", Writer: cmd.OutOrStdout()})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(sctx); err != nil {
+			slog.Warn("tracing: flush", "err", err)
+		}
+	}()
+	if c.traceExporter == tracing.ExporterNone || c.traceExporter == "" {
+		tp = nil // no spans: leave the broker and services untraced
+	}
 	s, err := system.Start(ctx, system.Config{
 		DataDir: c.dataDir, NATSListen: c.natsListen, SMTPListen: c.smtpListen, UserListen: c.userListen,
 		BrokerURL: c.brokerURL, RegistryURL: c.registryURL, DatabaseURL: c.databaseURL,
 		EmailDatabaseURL: c.emailDatabase, SMTPURL: c.smtpURL, BcryptCost: c.bcryptCost,
-		OpenBroker: openBroker, OpenRegistry: openRegistry, Logger: slog.Default(),
-		AdminListen: c.adminListen,
+		OpenBroker: openBroker, OpenRegistry: openRegistry, Logger: slog.New(tracing.LogHandler(slog.Default().Handler())),
+		AdminListen: c.adminListen, TracerProvider: tp,
 	})
 	if err != nil {
 		return err
