@@ -18,9 +18,22 @@ type Broker struct {
 
 var _ broker.Broker = (*Broker)(nil)
 
-// Wrap returns b with its publishes and deliveries counted in m. Closing
-// the result closes b.
-func (m *Metrics) Wrap(b broker.Broker) *Broker { return &Broker{b: b, m: m} }
+// Wrap returns b with its publishes and deliveries counted in m: a
+// [*Broker], which also implements [broker.DeadLetterBrowser] when b does.
+// Closing the result closes b.
+func (m *Metrics) Wrap(b broker.Broker) broker.Broker {
+	w := &Broker{b: b, m: m}
+	if d, ok := b.(broker.DeadLetterBrowser); ok {
+		return &browsingBroker{w, d}
+	}
+	return w
+}
+
+// browsingBroker is a [Broker] over a backend that browses dead letters.
+type browsingBroker struct {
+	*Broker
+	broker.DeadLetterBrowser
+}
 
 // Publish publishes through the wrapped broker and counts the result.
 func (w *Broker) Publish(ctx context.Context, topic string, msg *broker.Message, opts ...broker.PublishOption) error {

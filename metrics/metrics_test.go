@@ -154,3 +154,17 @@ func TestNewRejectsDoubleRegistration(t *testing.T) {
 		t.Fatal("New(nil) succeeded")
 	}
 }
+
+func TestWrapKeepsDeadLetterBrowser(t *testing.T) {
+	m, err := metrics.New(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m.Wrap(mem.New()).(broker.DeadLetterBrowser); !ok {
+		t.Error("wrapped mem broker lost DeadLetterBrowser")
+	}
+	plain := struct{ broker.Broker }{mem.New()} // hides the capability
+	if _, ok := m.Wrap(plain).(broker.DeadLetterBrowser); ok {
+		t.Error("wrapped broker claims DeadLetterBrowser its backend lacks")
+	}
+}

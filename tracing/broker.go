@@ -37,15 +37,26 @@ type Broker struct {
 var _ broker.Broker = (*Broker)(nil)
 
 // Wrap returns b traced with tp (no tracing when nil) and p ([Propagator]
-// when nil). Closing the result closes b.
-func Wrap(b broker.Broker, tp trace.TracerProvider, p propagation.TextMapPropagator) *Broker {
+// when nil): a [*Broker], which also implements [broker.DeadLetterBrowser]
+// when b does. Closing the result closes b.
+func Wrap(b broker.Broker, tp trace.TracerProvider, p propagation.TextMapPropagator) broker.Broker {
 	if tp == nil {
 		tp = noop.NewTracerProvider()
 	}
 	if p == nil {
 		p = Propagator()
 	}
-	return &Broker{b: b, tracer: tp.Tracer(ScopeName), prop: p}
+	w := &Broker{b: b, tracer: tp.Tracer(ScopeName), prop: p}
+	if d, ok := b.(broker.DeadLetterBrowser); ok {
+		return &browsingBroker{w, d}
+	}
+	return w
+}
+
+// browsingBroker is a [Broker] over a backend that browses dead letters.
+type browsingBroker struct {
+	*Broker
+	broker.DeadLetterBrowser
 }
 
 // Publish starts a producer span, parented on the trace context in m's

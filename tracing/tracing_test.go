@@ -198,3 +198,13 @@ func TestSetup(t *testing.T) {
 	defer cancel()
 	shutdown(sctx)
 }
+
+func TestWrapKeepsDeadLetterBrowser(t *testing.T) {
+	if _, ok := tracing.Wrap(mem.New(), nil, nil).(broker.DeadLetterBrowser); !ok {
+		t.Error("wrapped mem broker lost DeadLetterBrowser")
+	}
+	plain := struct{ broker.Broker }{mem.New()} // hides the capability
+	if _, ok := tracing.Wrap(plain, nil, nil).(broker.DeadLetterBrowser); ok {
+		t.Error("wrapped broker claims DeadLetterBrowser its backend lacks")
+	}
+}
