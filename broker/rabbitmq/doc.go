@@ -17,7 +17,8 @@
 // Each subscription also declares the durable queue of [DeadLetterGroup] on
 // its dead-letter topic (e.g. "herald:user.registered.dlq:dlq"): a topic
 // exchange drops a message no queue is bound to, so this queue keeps the
-// dead letters until someone reads them, with broker.Queue(DeadLetterGroup).
+// dead letters until someone reads them, with broker.Queue(DeadLetterGroup),
+// or browses them with [Broker.DeadLetters] ([broker.DeadLetterBrowser]).
 //
 // Redeliveries wait in retry queues, named after the queue they return to
 // with ":retry-<ms>ms", one per delay bucket (10ms, 25ms, 50ms, 100ms …

@@ -62,7 +62,8 @@
 //     the dead-letter topic's stream (a plain XADD), and only then is the
 //     entry acknowledged. The dead-letter stream keeps what it gets whether
 //     or not anyone subscribes, so a queue group created on it later gets
-//     every dead letter still there.
+//     every dead letter still there, and [Broker.DeadLetters] reads it
+//     without consuming ([broker.DeadLetterBrowser]).
 //   - Unsubscribe gives back at once, through the redo stream, the entries it
 //     read but did not hand to a handler, and after a drain that ran out of
 //     time, the entries in flight (their attempt counted).
