@@ -65,6 +65,9 @@ func OpenURL(ctx context.Context, u *url.URL) (broker.Broker, error) {
 		}
 		opts = append(opts, WithMaxMessageBytes(n))
 	}
+	if err := ctx.Err(); err != nil { // make no client for a context already done
+		return nil, fmt.Errorf("gcppubsub: open %q: %w", u.Redacted(), err)
+	}
 	if ep := q.Get("endpoint"); ep != "" {
 		var err error
 		conn, err = grpc.NewClient(ep, grpc.WithTransportCredentials(insecure.NewCredentials()))

@@ -39,10 +39,21 @@ func OpenURL(ctx context.Context, u *url.URL) (broker.Broker, error) {
 	if v := q.Get("prefix"); v != "" {
 		opts = append(opts, WithPrefix(v))
 	}
-	if u.Host != "" {
-		if q.Has("dir") {
-			return nil, fmt.Errorf("%w: dir is for the embedded server (nats:// with no host), not %q", broker.ErrBadURL, u.Redacted())
+	if u.Host != "" && q.Has("dir") {
+		return nil, fmt.Errorf("%w: dir is for the embedded server (nats:// with no host), not %q", broker.ErrBadURL, u.Redacted())
+	}
+	// Check the options now, and start or dial nothing for a context
+	// already done: a bad URL is told apart from an unreachable server.
+	check := defaults()
+	for _, opt := range opts {
+		if err := opt(&check); err != nil {
+			return nil, err
 		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("nats: open: %w", err)
+	}
+	if u.Host != "" {
 		c := *u
 		c.RawQuery = ""
 		return New(ctx, c.String(), opts...)
