@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -266,58 +267,65 @@ func testDisconnect(t *testing.T, open func(t *testing.T) herald.Broker) {
 	waitFor(t, 10*time.Second, "delivery after reconnecting", func() bool { return r.count("again") == 1 })
 }
 
-// settledQueue subscribes h to topic in a queue group with immediate
-// retries, lets it handle what is published, unsubscribes (which waits for
-// the outcome of the handler in flight), then joins the group again with a
-// recorder and publishes a marker: a message left unacknowledged comes back
-// to the group before the marker.
-func settledQueue(t *testing.T, b mb.Broker, topic string, h mb.Handler, handled func() bool, opts ...mb.SubscribeOption) *recorder {
+// outcome subscribes h to a new topic with opts, one attempt per message
+// and no backoff, publishes "m" and then "marker", which fails, and returns
+// the bodies dead-lettered once the marker is. Handlers of a subscription
+// run one at a time, so by then the outcome of "m" is settled: it is
+// dead-lettered too unless it was acknowledged.
+func outcome(t *testing.T, b mb.Broker, h mb.Handler, opts ...mb.SubscribeOption) []string {
 	t.Helper()
-	opts = append(opts, mb.Queue("g"), gomicro.SubscribeWith(herald.MaxAttempts(5), herald.RetryBackoff(herald.Backoff{})))
-	sub := subscribe(t, b, topic, h, opts...)
+	topic := topicFor(t)
+	var dlq recorder
+	subscribe(t, b, herald.DefaultDeadLetterTopic(topic), dlq.handler())
+	opts = append(opts, gomicro.SubscribeWith(herald.MaxAttempts(1), herald.RetryBackoff(herald.Backoff{})))
+	subscribe(t, b, topic, func(e mb.Event) error {
+		if string(e.Message().Body) == "marker" {
+			return errors.New("the marker fails")
+		}
+		return h(e)
+	}, opts...)
 	publish(t, b, topic, "m", nil)
-	waitFor(t, 10*time.Second, "the handler to run", handled)
-	if err := sub.Unsubscribe(); err != nil {
-		t.Fatalf("Unsubscribe: %v", err)
-	}
-	var after recorder
-	subscribe(t, b, topic, after.handler(), mb.Queue("g"))
 	publish(t, b, topic, "marker", nil)
-	waitFor(t, 10*time.Second, "the marker", func() bool { return after.count("marker") == 1 })
-	return &after
+	waitFor(t, 10*time.Second, "the marker's dead letter", func() bool { return dlq.count("marker") == 1 })
+	var dead []string
+	for _, d := range dlq.all() {
+		dead = append(dead, string(d.body))
+	}
+	return dead
 }
 
 func testAck(t *testing.T, open func(t *testing.T) herald.Broker) {
 	b := connected(t, open(t))
-	topic := topicFor(t)
 	var calls atomic.Int32
 	var ackErr atomic.Value
-	h := func(e mb.Event) error {
+	dead := outcome(t, b, func(e mb.Event) error {
 		calls.Add(1)
 		if err := e.Ack(); err != nil {
 			ackErr.Store(err)
 		}
 		return nil
-	}
-	after := settledQueue(t, b, topic, h, func() bool { return calls.Load() == 1 }, mb.DisableAutoAck())
+	}, mb.DisableAutoAck())
 	if v := ackErr.Load(); v != nil {
 		t.Errorf("Ack: %v", v)
 	}
-	if n := after.count("m"); n != 0 || calls.Load() != 1 {
-		t.Errorf("acknowledged message came back: %d redeliveries, %d calls", n, calls.Load())
+	if slices.Contains(dead, "m") || calls.Load() != 1 {
+		t.Errorf("acknowledged message not acknowledged: dead letters %q, %d calls", dead, calls.Load())
+	}
+
+	// The control: without Ack the same message is not acknowledged.
+	if dead := outcome(t, b, func(mb.Event) error { return nil }, mb.DisableAutoAck()); !slices.Contains(dead, "m") {
+		t.Errorf("message handled without Ack was acknowledged: dead letters %q", dead)
 	}
 
 	// Ack is final: a handler that acknowledged and then failed keeps the
 	// message acknowledged, with or without auto-ack.
 	for _, opts := range [][]mb.SubscribeOption{{mb.DisableAutoAck()}, nil} {
-		var calls atomic.Int32
-		after := settledQueue(t, b, topicFor(t), func(e mb.Event) error {
-			calls.Add(1)
+		dead := outcome(t, b, func(e mb.Event) error {
 			_ = e.Ack()
 			return errors.New("failed after Ack")
-		}, func() bool { return calls.Load() >= 1 }, opts...)
-		if n := after.count("m"); n != 0 || calls.Load() != 1 {
-			t.Errorf("acknowledged-then-failed message came back (auto-ack %v): %d redeliveries, %d calls", opts == nil, n, calls.Load())
+		}, opts...)
+		if slices.Contains(dead, "m") {
+			t.Errorf("acknowledged-then-failed message not acknowledged (auto-ack %v): dead letters %q", opts == nil, dead)
 		}
 	}
 }
@@ -328,10 +336,10 @@ func testNoAck(t *testing.T, open func(t *testing.T) herald.Broker) {
 	var r recorder
 	h := func(e mb.Event) error {
 		r.add(e)
-		if info, _ := gomicro.Delivery(e); info.Attempt >= 2 {
-			return e.Ack()
+		if info, _ := gomicro.Delivery(e); info.Attempt == 1 && string(e.Message().Body) == "m" {
+			return nil // returns without Ack: must come back
 		}
-		return nil // returns without Ack: must come back
+		return e.Ack()
 	}
 	subscribe(t, b, topic, h, mb.DisableAutoAck(), fast(5))
 	publish(t, b, topic, "m", nil)
@@ -346,38 +354,32 @@ func testNoAck(t *testing.T, open func(t *testing.T) herald.Broker) {
 	if err := got[0].ev.Ack(); !errors.Is(err, gomicro.ErrSettled) {
 		t.Errorf("late Ack of a settled delivery = %v, want ErrSettled", err)
 	}
+	// The second delivery was acknowledged: a message published after it is
+	// the next and last thing the handler sees.
+	publish(t, b, topic, "next", nil)
+	waitFor(t, 10*time.Second, "the next message", func() bool { return r.count("next") >= 1 })
+	if n := r.count("m"); n != 2 || r.count("next") != 1 {
+		t.Errorf("message handled %d times, want 2 (not acknowledged, then acknowledged); the next one %d times", n, r.count("next"))
+	}
 	if err := got[1].ev.Error(); err != nil {
 		t.Errorf("Event.Error() of the acknowledged delivery = %v", err)
-	}
-	// And the unacknowledged-then-acknowledged message does not come a third time.
-	var calls atomic.Int32
-	after := settledQueue(t, b, topicFor(t), func(e mb.Event) error {
-		if calls.Add(1) == 1 {
-			return nil // no Ack: must be redelivered to the group
-		}
-		return e.Ack()
-	}, func() bool { return calls.Load() >= 1 }, mb.DisableAutoAck())
-	if n := after.count("m") + int(calls.Load()) - 1; n != 1 {
-		t.Errorf("unacknowledged message redelivered %d times, want once", n)
 	}
 }
 
 func testLateAck(t *testing.T, open func(t *testing.T) herald.Broker) {
 	b := connected(t, open(t), gomicro.WithAckGrace(5*time.Second))
-	topic := topicFor(t)
 	var calls atomic.Int32
 	acked := make(chan error, 1)
-	h := func(e mb.Event) error {
+	dead := outcome(t, b, func(e mb.Event) error {
 		calls.Add(1)
 		go func() { acked <- e.Ack() }() // acknowledged after the handler returned
 		return nil
-	}
-	after := settledQueue(t, b, topic, h, func() bool { return calls.Load() >= 1 }, mb.DisableAutoAck())
+	}, mb.DisableAutoAck())
 	if err := <-acked; err != nil {
 		t.Errorf("Ack within the grace: %v", err)
 	}
-	if n := after.count("m"); n != 0 || calls.Load() != 1 {
-		t.Errorf("message acknowledged within the grace came back: %d redeliveries, %d calls", n, calls.Load())
+	if slices.Contains(dead, "m") || calls.Load() != 1 {
+		t.Errorf("message acknowledged within the grace not acknowledged: dead letters %q, %d calls", dead, calls.Load())
 	}
 }
 

@@ -64,7 +64,7 @@ func backends() []backend {
 // the test.
 func connected(t *testing.T, hb herald.Broker, opts ...gomicro.Option) *gomicro.Broker {
 	t.Helper()
-	b := gomicro.New(hb, append([]gomicro.Option{gomicro.WithDrainTimeout(10 * time.Second)}, opts...)...)
+	b := gomicro.New(hb, append([]gomicro.Option{gomicro.WithDrainTimeout(10 * time.Second), gomicro.WithStartDelay(0)}, opts...)...)
 	if err := b.Connect(); err != nil {
 		t.Fatalf("Connect: %v", err)
 	}
