@@ -11,10 +11,12 @@ import (
 	"github.com/herald-dev/herald/metrics"
 )
 
-// adminHandler is what the admin listener serves.
-func (s *System) adminHandler() http.Handler {
+// adminHandler is what the admin listener serves: /metrics, and the
+// console at the root.
+func (s *System) adminHandler(console http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", metrics.Handler(s.Metrics))
+	mux.Handle("/", console)
 	return mux
 }
 

@@ -67,7 +67,8 @@ type Config struct {
 	// in the request's trace.
 	TracerProvider trace.TracerProvider
 	// AdminListen, when set, is the address of the admin HTTP listener,
-	// which serves /metrics (port 0: a free one).
+	// which serves /metrics and the web console at / (port 0: a free
+	// one).
 	AdminListen string
 }
 
@@ -85,7 +86,8 @@ type System struct {
 	// Metrics holds every part's metrics: the broker's traffic and the
 	// outbox backlog.
 	Metrics *prometheus.Registry
-	// AdminAddr is where the admin listener serves /metrics ("" when
+	// AdminAddr is where the admin listener serves /metrics and the
+	// console ("" when
 	// Config.AdminListen is empty).
 	AdminAddr string
 
@@ -201,11 +203,19 @@ func Start(ctx context.Context, c Config) (s *System, err error) {
 	s.UserAddr = users.Addr()
 
 	if c.AdminListen != "" {
-		stop, addr, err := serveAdmin(ctx, c.AdminListen, s.adminHandler(), log)
+		console, err := s.startConsole(ctx, usersDB)
 		if err != nil {
-			return s, fmt.Errorf("admin listener on %s: %w", c.AdminListen, err)
+			return s, err
 		}
-		s.stops = append(s.stops, stop)
+		stop, addr, err := serveAdmin(ctx, c.AdminListen, s.adminHandler(console), log)
+		if err != nil {
+			return s, errors.Join(fmt.Errorf("admin listener on %s: %w", c.AdminListen, err), console.Stop(ctx))
+		}
+		s.stops = append(s.stops, func(ctx context.Context) error {
+			// The console's live streams end first, or Shutdown would wait
+			// for them.
+			return errors.Join(console.Stop(ctx), stop(ctx))
+		})
 		s.AdminAddr = addr
 	}
 	return s, nil
