@@ -10,10 +10,12 @@ import (
 	"time"
 
 	herald "github.com/herald-dev/herald/broker"
+	httpbroker "github.com/herald-dev/herald/broker/http"
 	"github.com/herald-dev/herald/broker/mem"
 	"github.com/herald-dev/herald/broker/nats"
 	"github.com/herald-dev/herald/broker/nats/natsserver"
 	"github.com/herald-dev/herald/gomicro"
+	regmem "github.com/herald-dev/herald/registry/mem"
 	mb "go-micro.dev/v5/broker"
 )
 
@@ -34,6 +36,22 @@ func backends() []backend {
 				c := bus.Connect()
 				t.Cleanup(func() { _ = c.Close(context.Background()) })
 				return c
+			}
+		}},
+		{name: "http", open: func(t *testing.T) func(t *testing.T) herald.Broker {
+			store := regmem.NewStore()
+			secret := []byte("behaviours-secret-behaviours-secret")
+			return func(t *testing.T) herald.Broker {
+				reg, err := regmem.New(regmem.WithStore(store))
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, err := httpbroker.New(reg, httpbroker.WithSpool(t.TempDir()), httpbroker.WithSecret(secret), httpbroker.WithCloseRegistry())
+				if err != nil {
+					t.Fatalf("httpbroker.New: %v", err)
+				}
+				t.Cleanup(func() { _ = b.Close(context.Background()) })
+				return b
 			}
 		}},
 		{name: "nats", open: func(t *testing.T) func(t *testing.T) herald.Broker {
