@@ -1,0 +1,285 @@
+package chaos_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/mail"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	natsbroker "github.com/herald-dev/herald/broker/nats"
+	userv1 "github.com/herald-dev/herald/gen/herald/user/v1"
+	"github.com/herald-dev/herald/gen/herald/user/v1/userv1connect"
+	"github.com/herald-dev/herald/services/email/mailbox"
+	"github.com/herald-dev/herald/services/email/smtpsink"
+)
+
+var (
+	brokerReady = regexp.MustCompile(`listening on (nats://[0-9.:]+)`)
+	userReady   = regexp.MustCompile(`listening on (127\.0\.0\.1:\d+)`)
+	emailReady  = regexp.MustCompile(`email service: queue`)
+)
+
+// sendTimeout is the email service's --send-timeout: it sets how long a
+// killed process's unacknowledged events wait before JetStream redelivers
+// them (send timeout + 30 s) and how long its dedupe claims last (2 × send
+// timeout + 10 s), so it bounds the email scenario's time.
+const sendTimeout = "2s"
+
+// registrations is N of every scenario: modest by default, 10,000 with
+// HERALD_LONG=1.
+func registrations() int {
+	if os.Getenv("HERALD_LONG") == "1" {
+		return 10000
+	}
+	return 300
+}
+
+// system is the three processes and the SMTP sink (in this process: it is
+// the world outside, not under test).
+type system struct {
+	t          *testing.T
+	dir        string
+	brokerAddr string
+	brokerURL  string
+	broker     *proc
+	user       *proc
+	email      *proc
+	userAddr   string
+	sink       *smtpsink.Sink
+}
+
+func startSystem(t *testing.T) *system {
+	t.Helper()
+	s := &system{t: t, dir: t.TempDir(), brokerAddr: freeAddr(t)}
+	sink, err := smtpsink.Start("127.0.0.1:0", filepath.Join(s.dir, "mailbox"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sink.Close(context.Background()) })
+	s.sink = sink
+	s.broker, s.brokerURL = startProc(t, "broker", brokerReady, "serve", "broker",
+		"--listen", s.brokerAddr, "--data-dir", filepath.Join(s.dir, "nats"), "--log-level", "warn")
+	s.user, s.userAddr = startProc(t, "user", userReady, "serve", "user",
+		"--listen", "127.0.0.1:0", "--database", "sqlite://"+filepath.Join(s.dir, "users.db"),
+		"--broker", s.brokerURL, "--registry", "", "--bcrypt-cost", "4", "--create-rate", "0", "--log-level", "warn")
+	s.email, _ = startProc(t, "email", emailReady, s.emailArgs()...)
+	return s
+}
+
+func (s *system) emailArgs() []string {
+	return []string{"serve", "email", "--broker", s.brokerURL, "--smtp", s.sink.URL(),
+		"--database", "sqlite://" + filepath.Join(s.dir, "email.db"), "--send-timeout", sendTimeout, "--log-level", "warn"}
+}
+
+// register registers n users at concurrency 8, retrying each until it is
+// registered (a retry after an answer lost in a fault gets AlreadyExists,
+// which counts as registered). progress is called after each one.
+func (s *system) register(ctx context.Context, n int, progress func(done int)) int {
+	client := userv1connect.NewUserServiceClient(&http.Client{Timeout: 10 * time.Second}, "http://"+s.userAddr)
+	var (
+		wg   sync.WaitGroup
+		done atomic.Int64
+		work = make(chan int)
+	)
+	for range 8 {
+		wg.Go(func() {
+			for i := range work {
+				for ctx.Err() == nil {
+					_, err := client.Create(ctx, connect.NewRequest(&userv1.CreateRequest{
+						Name: fmt.Sprintf("Chaos %05d", i), Email: address(i), Password: "correct horse battery staple"}))
+					if err == nil || connect.CodeOf(err) == connect.CodeAlreadyExists {
+						break
+					}
+					select { // a fault in progress: try again shortly
+					case <-ctx.Done():
+					case <-time.After(50 * time.Millisecond):
+					}
+				}
+				progress(int(done.Add(1)))
+			}
+		})
+	}
+	for i := range n {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	return int(done.Load())
+}
+
+func address(i int) string { return fmt.Sprintf("chaos%05d@example.com", i) }
+
+// mails counts the mailbox's mails by recipient, and the distinct
+// Message-IDs each recipient got.
+func (s *system) mails() (total int, byAddr map[string]int) {
+	total, byAddr, _ = s.mailsWithIDs()
+	return total, byAddr
+}
+
+func (s *system) mailsWithIDs() (total int, byAddr map[string]int, ids map[string]map[string]bool) {
+	s.t.Helper()
+	ms, err := mailbox.List(s.sink.Dir())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	byAddr, ids = map[string]int{}, map[string]map[string]bool{}
+	for _, m := range ms {
+		for _, to := range m.To {
+			if a, err := mail.ParseAddress(to); err == nil {
+				byAddr[a.Address]++
+				if ids[a.Address] == nil {
+					ids[a.Address] = map[string]bool{}
+				}
+				ids[a.Address][m.MessageID] = true
+			}
+		}
+	}
+	return len(ms), byAddr, ids
+}
+
+// waitMails waits until each of the n users has a mail, then 3 s more in
+// which nothing may change, so that late duplicates are seen.
+func (s *system) waitMails(n int, within time.Duration) {
+	s.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		_, by := s.mails()
+		if len(by) >= n {
+			break
+		}
+		if time.Now().After(deadline) {
+			s.t.Errorf("after %v, %d of %d users have a mail\nemail:\n%s\nuser:\n%s", within, len(by), n,
+				lastLines(s.email.out.String(), 20), lastLines(s.user.out.String(), 20))
+			return
+		}
+		time.Sleep(100 * time.Millisecond) // polling a mailbox
+	}
+	total, _ := s.mails()
+	for stable := time.Now().Add(3 * time.Second); time.Now().Before(stable); {
+		time.Sleep(100 * time.Millisecond) // watching for late duplicates
+		if t, _ := s.mails(); t != total {
+			total, stable = t, time.Now().Add(3*time.Second)
+		}
+	}
+}
+
+// published counts the distinct events in the user.registered stream.
+func (s *system) published() int {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	b, err := natsbroker.New(ctx, s.brokerURL)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer b.Close(ctx)
+	ms, err := b.DeadLetters(ctx, "user.registered", 0) // browses any topic's stream
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	ids := map[string]bool{}
+	for _, m := range ms {
+		ids[m.ID] = true
+	}
+	return len(ids)
+}
+
+// report prints the scenario's line and fails on loss or duplication.
+//
+// duplicated counts the mails beyond one per user that carry another
+// Message-ID: a second mail nobody can tell from a new one. resent counts
+// those that carry the same Message-ID as the first: the email service's
+// documented gap (a process killed after the SMTP server accepted a mail
+// and before its sent-mail record was written sends it again once the claim
+// lapses; receivers can spot it by Message-ID). resent is reported, and is
+// not a failure.
+func (s *system) report(scenario string, registered int) {
+	s.t.Helper()
+	total, by, ids := s.mailsWithIDs()
+	lost, dup, resent := 0, 0, 0
+	for i := range registered {
+		a := address(i)
+		switch c := by[a]; {
+		case c == 0:
+			lost++
+		case c > 1:
+			dup += len(ids[a]) - 1
+			resent += c - len(ids[a])
+		}
+	}
+	line := fmt.Sprintf("chaos: %s registrations=%d published=%d mails=%d lost=%d duplicated=%d resent_same_message_id=%d",
+		scenario, registered, s.published(), total, lost, dup, resent)
+	fmt.Println(line)
+	s.t.Log(line)
+	if lost != 0 || dup != 0 || total != registered+resent {
+		s.t.Errorf("%s: want every user to get exactly one mail", line)
+	}
+}
+
+// registerInBackground registers n users in another goroutine; the
+// returned function waits for the end and returns how many were
+// registered, and done counts them as they are.
+func (s *system) registerInBackground(ctx context.Context, n int) (wait func() int, done *atomic.Int64) {
+	done = new(atomic.Int64)
+	result := make(chan int, 1)
+	go func() { result <- s.register(ctx, n, func(d int) { done.Store(int64(d)) }) }()
+	return func() int { return <-result }, done
+}
+
+// TestEmailServiceKilled SIGKILLs the email service mid-stream and starts
+// it again: every event is handled, no mail is sent twice.
+func TestEmailServiceKilled(t *testing.T) {
+	s := startSystem(t)
+	n := registrations()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	wait, _ := s.registerInBackground(ctx, n)
+	// Kill once a third of the mails are out, while the rest flow.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		total, _ := s.mails()
+		if total >= n/3 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond) // polling a mailbox
+	}
+	s.email.kill()
+	before, _ := s.mails()
+	t.Logf("email service SIGKILLed with %d of %d mails out", before, n)
+	s.email.start(emailReady)
+	registered := wait()
+	s.waitMails(registered, 3*time.Minute)
+	s.report("email-sigkill", registered)
+}
+
+// TestBrokerKilled SIGKILLs the broker twice during the registrations and
+// restarts it on the same port and data: the outbox and JetStream lose
+// nothing and the email service sends each mail once.
+func TestBrokerKilled(t *testing.T) {
+	s := startSystem(t)
+	n := registrations()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	wait, done := s.registerInBackground(ctx, n)
+	for _, at := range []int{n / 3, 2 * n / 3} {
+		for done.Load() < int64(at) && ctx.Err() == nil {
+			time.Sleep(5 * time.Millisecond) // polling a counter
+		}
+		s.broker.kill()
+		t.Logf("broker SIGKILLed after %d registrations", done.Load())
+		time.Sleep(500 * time.Millisecond) // the broker stays down a moment: that is the fault
+		s.broker.start(brokerReady)
+	}
+	registered := wait()
+	s.waitMails(registered, 3*time.Minute)
+	s.report("broker-sigkill-x2", registered)
+}

@@ -1,0 +1,16 @@
+// Package chaos holds Herald's chaos tests: they build the herald binary
+// once, run the broker (`herald serve broker`), the user service and the
+// email service as separate processes on loopback, inject faults (SIGKILL
+// and restart of one process mid-stream) while users register, and count
+// what came out: every registration must give exactly one welcome mail.
+//
+// Each scenario prints one line
+//
+//	chaos: <scenario> registrations=N published=N mails=N lost=N duplicated=N
+//
+// and fails unless lost and duplicated are 0. The default sizes keep each
+// scenario well under a minute; HERALD_LONG=1 runs 10,000 registrations.
+//
+//	go test -race -v ./chaos/
+//	HERALD_LONG=1 go test -v -timeout 30m ./chaos/
+package chaos
