@@ -296,14 +296,14 @@ func TestLongHandlerNotRedelivered(t *testing.T) {
 	h := func(ctx context.Context, m *broker.Message) error {
 		calls.Add(1)
 		select {
-		case <-time.After(1200 * time.Millisecond): // four ack waits
+		case <-time.After(3 * time.Second): // three ack waits
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 		done <- m.Attempt
 		return nil
 	}
-	subscribe(t, b, "long", h, broker.Queue("w"), broker.AckWait(300*time.Millisecond), broker.Concurrency(2))
+	subscribe(t, b, "long", h, broker.Queue("w"), broker.AckWait(time.Second), broker.Concurrency(2))
 	publish(t, b, "long", &broker.Message{})
 	if a := <-done; a != 1 {
 		t.Errorf("attempt %d, want 1", a)
@@ -311,7 +311,7 @@ func TestLongHandlerNotRedelivered(t *testing.T) {
 	select {
 	case a := <-done:
 		t.Errorf("redelivered (attempt %d) while the handler was running", a)
-	case <-time.After(500 * time.Millisecond):
+	case <-time.After(time.Second):
 	}
 	if n := calls.Load(); n != 1 {
 		t.Errorf("handler called %d times, want 1", n)

@@ -173,7 +173,7 @@ func (s *subscription) pullFailed(err error) bool {
 func (s *subscription) fetch(ctx context.Context, cons jetstream.Consumer, n int) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, pullExpiry)
 	defer cancel()
-	batch, err := cons.Fetch(n, jetstream.FetchContext(ctx), jetstream.FetchHeartbeat(pullHeartbeat))
+	batch, err := cons.Fetch(n, jetstream.FetchContext(ctx))
 	if err != nil {
 		return 0, err
 	}

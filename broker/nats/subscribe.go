@@ -30,11 +30,10 @@ const (
 	// subscriber's consumer once the subscriber is gone without
 	// unsubscribing (a process that died, a long disconnection).
 	broadcastInactive = time.Minute
-	// pullExpiry is the life of one pull request, and pullHeartbeat the
-	// interval of the server's idle heartbeats while it waits: a pull that
-	// misses two fails, and the consumer is checked.
-	pullExpiry    = 10 * time.Second
-	pullHeartbeat = 2 * time.Second
+	// pullExpiry is the life of one pull request. A pull lost with a
+	// connection is abandoned when the connection comes back; one lost
+	// otherwise costs at most this wait.
+	pullExpiry = 10 * time.Second
 )
 
 // Subscribe delivers the messages of topic to h.
