@@ -301,6 +301,7 @@ func TestTutorial(t *testing.T) {
 						t.Fatalf("round %d: stop the email service: %v", r, err)
 					}
 					s.register(r*per, per)
+					began := time.Now()
 					s.startEmail()
 					// Longer than the AckWait (30 s): an event that went to
 					// the departed member comes back after it at worst.
@@ -310,6 +311,9 @@ func TestTutorial(t *testing.T) {
 							t.Fatalf("round %d: %d mails for %d users after 45 s", r, s.sink.Accepted(), (r+1)*per)
 						}
 						time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
+					}
+					if d := time.Since(began); d > 5*time.Second {
+						t.Logf("round %d: the backlog took %v to be mailed", r, d)
 					}
 				}
 				s.waitMails(rounds * per)
