@@ -90,7 +90,7 @@ $("#register").addEventListener("submit", async (e) => {
     input.setAttribute("aria-invalid", "true");
     first = first || input;
   }
-  status.textContent = first ? "Please correct the fields marked below." : (body?.message || `Registration failed (HTTP ${code}).`);
+  status.textContent = first ? "Please correct the fields marked above." : (body?.message || `Registration failed (HTTP ${code}).`);
   if (body?.code === "already_exists" && !first) status.textContent = body.message;
   (first || status).focus?.();
 });
