@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 
+	herald "github.com/herald-dev/herald/broker"
 	"github.com/herald-dev/herald/gomicro"
 	"github.com/herald-dev/herald/gomicro/examples/tutorial/email"
 	"github.com/herald-dev/herald/gomicro/examples/tutorial/internal/heraldmux"
@@ -23,7 +24,11 @@ func main() {
 	}
 	service := micro.NewService(
 		micro.Name(email.ServiceName),
-		micro.Broker(gomicro.NewURL(heraldmux.New(), heraldmux.URL())), // Herald instead of Go Micro's broker
+		// Herald instead of Go Micro's broker; its subscriptions log their
+		// dead letters (and, at debug level, their retries).
+		micro.Broker(gomicro.NewURL(heraldmux.New(), heraldmux.URL(),
+			gomicro.WithLogger(slog.Default()),
+			gomicro.WithSubscribeDefaults(herald.WithLogger(slog.Default())))),
 	)
 	service.Init()
 	sub := email.New(email.SMTP{Addr: addr, From: "welcome@herald.local"})
