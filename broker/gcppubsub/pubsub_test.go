@@ -28,7 +28,13 @@ func startServer(t testing.TB) *pstest.Server {
 // ends.
 func open(t testing.TB, srv *pstest.Server, query string) broker.Broker {
 	t.Helper()
-	u, err := url.Parse("gcppubsub://" + project + "?endpoint=" + srv.Addr + query)
+	return openAt(t, srv.Addr, query)
+}
+
+// openAt returns a new client of the server at addr.
+func openAt(t testing.TB, addr, query string) broker.Broker {
+	t.Helper()
+	u, err := url.Parse("gcppubsub://" + project + "?endpoint=" + addr + query)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,13 +54,16 @@ func open(t testing.TB, srv *pstest.Server, query string) broker.Broker {
 
 func TestConformance(t *testing.T) {
 	srv := startServer(t)
-	brokertest.Run(t, func(t *testing.T) broker.Broker { return open(t, srv, "") }, brokertest.Features{
+	// The clients reach pstest through a proxy: restarting it is an outage
+	// (every connection dropped, none accepted for a moment) after which
+	// pstest still has its state, as Pub/Sub, a managed service, would.
+	p := startProxy(t, srv.Addr)
+	brokertest.Run(t, func(t *testing.T) broker.Broker { return openAt(t, p.addr, "") }, brokertest.Features{
 		Persistent: true,
 		// Without a Key, Pub/Sub does not order messages.
 		OrderedPerPublisher: false,
-		// pstest runs in the test process and keeps nothing across a restart.
-		Restart: nil,
-		Timeout: 15 * time.Second,
+		Restart:             p.restart,
+		Timeout:             15 * time.Second,
 	})
 }
 

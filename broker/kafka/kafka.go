@@ -52,6 +52,9 @@ func New(ctx context.Context, seeds []string, opts ...Option) (*Broker, error) {
 	if len(seeds) == 0 {
 		return nil, invalidOption("no seed broker")
 	}
+	if err := ctx.Err(); err != nil { // make no client for a context already done
+		return nil, fmt.Errorf("kafka: connect to %v: %w", seeds, err)
+	}
 	b := &Broker{cfg: cfg, seeds: seeds, topics: map[string]bool{}, subs: map[*subscription]struct{}{}}
 	copts := append(b.clientOptions(),
 		kgo.RequiredAcks(kgo.AllISRAcks()),

@@ -36,17 +36,29 @@ func target(t testing.TB) string {
 		}
 		return "sqs://us-east-1?endpoint=" + url.QueryEscape(v)
 	}
+	return "sqs://us-east-1?endpoint=" + url.QueryEscape(kumoServer())
+}
+
+// kumoServer returns the URL of the in-process kumo server, started on
+// first use.
+func kumoServer() string {
 	kumoOnce.Do(func() {
 		srv := kumo.NewServer() // lives as long as the test binary
 		kumoURL = srv.URL
 	})
-	return "sqs://us-east-1?endpoint=" + url.QueryEscape(kumoURL)
+	return kumoURL
 }
 
 // open returns a new client, closed when the test ends.
 func open(t testing.TB, query string) broker.Broker {
 	t.Helper()
-	raw := target(t)
+	return openURL(t, target(t), query)
+}
+
+// openURL returns a new client of the broker URL raw, closed when the test
+// ends.
+func openURL(t testing.TB, raw, query string) broker.Broker {
+	t.Helper()
 	sep := "&"
 	if !strings.Contains(raw, "?") {
 		sep = "?"
@@ -70,7 +82,17 @@ func open(t testing.TB, query string) broker.Broker {
 }
 
 func TestConformance(t *testing.T) {
-	brokertest.Run(t, func(t *testing.T) broker.Broker { return open(t, "") }, brokertest.Features{
+	raw, restart := target(t), (func(*testing.T))(nil)
+	if os.Getenv("HERALD_TEST_SQS_URL") == "" {
+		// The clients reach kumo through a proxy: restarting it is an
+		// outage (every connection dropped, none accepted for a moment)
+		// after which kumo still has its state, as SQS, a managed service,
+		// would.
+		p := startProxy(t, strings.TrimPrefix(kumoServer(), "http://"))
+		raw, restart = "sqs://us-east-1?endpoint="+url.QueryEscape("http://"+p.addr), p.restart
+	}
+	brokertest.Run(t, func(t *testing.T) broker.Broker { return openURL(t, raw, "") }, brokertest.Features{
+		Restart:    restart,
 		Persistent: true,
 		// Standard queues do not keep order.
 		OrderedPerPublisher: false,
