@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/herald-dev/herald/services/email"
@@ -20,6 +21,7 @@ func newServeEmailCmd() *cobra.Command {
 		brokerURL    string
 		passwordFile string
 		grace        time.Duration
+		metricsAddr  string
 	)
 	cmd := &cobra.Command{
 		Use:   "email",
@@ -59,6 +61,18 @@ Stops gracefully on Ctrl-C or SIGTERM: mails in flight finish within --grace.`,
 			}
 			defer closeWithin(grace, "broker", b.Close)
 			cfg.Broker = b
+			if metricsAddr != "" {
+				var reg *prometheus.Registry
+				if cfg.Broker, reg, err = withMetrics(b); err != nil {
+					return err
+				}
+				addr, stop, err := serveMetrics(ctx, metricsAddr, reg)
+				if err != nil {
+					return err
+				}
+				defer closeWithin(grace, "metrics listener", stop)
+				fmt.Fprintf(cmd.OutOrStdout(), "metrics on http://%s/metrics\n", addr)
+			}
 			cfg.Logger = log
 			svc, err := email.New(cfg)
 			if err != nil {
@@ -86,6 +100,7 @@ Stops gracefully on Ctrl-C or SIGTERM: mails in flight finish within --grace.`,
 	f.IntVar(&cfg.MaxAttempts, "max-attempts", email.DefaultMaxAttempts, "deliveries of an event before it is dead-lettered")
 	f.DurationVar(&cfg.SendTimeout, "send-timeout", email.DefaultSendTimeout, "time limit of one SMTP exchange")
 	f.DurationVar(&grace, "grace", 15*time.Second, "how long a graceful shutdown may take")
+	f.StringVar(&metricsAddr, "metrics-listen", "", "address serving Prometheus metrics on /metrics (empty: none)")
 	return cmd
 }
 

@@ -71,7 +71,10 @@ flight and publishes what they committed, within --grace.`,
 				defer closeWithin(grace, "registry", reg.Close)
 				cfg.Registry = reg
 			}
-			cfg.Broker = b
+			// Counted on /metrics beside the API, with the outbox backlog.
+			if cfg.Broker, cfg.Metrics, err = withMetrics(b); err != nil {
+				return err
+			}
 			cfg.Logger = log
 			srv, err := user.NewServer(cfg)
 			if err != nil {
@@ -80,7 +83,7 @@ flight and publishes what they committed, within --grace.`,
 			if err := srv.Start(ctx); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "user service (%s) listening on %s\n  database %s\n  broker   %s\n  registry %s\n",
+			fmt.Fprintf(cmd.OutOrStdout(), "user service (%s) listening on %s (metrics on /metrics)\n  database %s\n  broker   %s\n  registry %s\n",
 				user.ServiceName, srv.Addr(), redactURL(cfg.DatabaseURL), redactURL(brokerURL), orNone(redactURL(registryURL)))
 			<-ctx.Done()
 			log.Info("user service shutting down")
