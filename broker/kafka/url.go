@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -39,8 +40,15 @@ func OpenURL(ctx context.Context, u *url.URL) (broker.Broker, error) {
 		if h == "" {
 			return nil, bad("empty host in the broker list")
 		}
-		if !strings.Contains(h, ":") {
-			h += ":9092"
+		if _, _, err := net.SplitHostPort(h); err != nil { // no port: Kafka's
+			h = net.JoinHostPort(strings.Trim(h, "[]"), "9092")
+		}
+		host, port, err := net.SplitHostPort(h)
+		if err != nil || host == "" {
+			return nil, bad("broker %q: want host:port", h)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return nil, bad("broker %q: port %q is not a number from 1 to 65535", h, port)
 		}
 		seeds = append(seeds, h)
 	}
