@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -473,5 +474,57 @@ func TestLongTopicHashed(t *testing.T) {
 	}
 	if httpbroker.ServiceName("short.topic") != "herald.broker.short.topic" {
 		t.Fatalf("ServiceName(short.topic) = %q", httpbroker.ServiceName("short.topic"))
+	}
+}
+
+// flakyRegistry fails every call while down is set, as an unreachable
+// registry server would.
+type flakyRegistry struct {
+	registry.Registry
+	down atomic.Bool
+}
+
+var errUnreachable = errors.New("registry unreachable")
+
+func (f *flakyRegistry) Lookup(ctx context.Context, service string) ([]registry.Instance, error) {
+	if f.down.Load() {
+		return nil, errUnreachable
+	}
+	return f.Registry.Lookup(ctx, service)
+}
+
+func (f *flakyRegistry) Watch(ctx context.Context, service string) (<-chan registry.Event, error) {
+	if f.down.Load() {
+		return nil, errUnreachable
+	}
+	return f.Registry.Watch(ctx, service)
+}
+
+// TestRegistryDownAtFirstPublish: a message published while the registry
+// cannot be read (so the topic's groups cannot be known) is not dropped: it
+// is held, and delivered to the topic's group once the registry answers.
+func TestRegistryDownAtFirstPublish(t *testing.T) {
+	c := newCluster()
+	ctx := context.Background()
+	inner, _ := mem.New(mem.WithStore(c.store))
+	reg := &flakyRegistry{Registry: inner}
+	reg.down.Store(true)
+	pub, err := httpbroker.New(reg, httpbroker.WithSpool(t.TempDir()), httpbroker.WithSecret(c.secret), httpbroker.WithCloseRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close(ctx)
+	topic := "blind.topic"
+	ids := publish(t, pub, topic, "published blind")
+	if s := pub.Stats(); s.Spooled != 1 {
+		t.Fatalf("spooled %d while the registry is down, want 1 (held)", s.Spooled)
+	}
+	col := newCollector()
+	if _, err := c.open(t).Subscribe(ctx, topic, col.handle, broker.Queue("late")); err != nil {
+		t.Fatal(err)
+	}
+	reg.down.Store(false)
+	if got := col.want(t, 1); got[0].ID != ids[0] {
+		t.Fatalf("delivered %s, want %s", got[0].ID, ids[0])
 	}
 }

@@ -245,13 +245,17 @@ func (e *engine) commit(round []*op) {
 	// Route every published topic now, after the Publish calls began: a
 	// subscription registered before them is in the lookup.
 	routes := map[string][]string{}
+	blind := map[string]bool{} // topics whose subscribers cannot be known yet
 	for _, o := range round {
 		if o.kind != opPublish {
 			continue
 		}
 		if _, ok := routes[o.topic]; !ok {
-			e.b.route(o.topic).refresh(e.ctx)
+			r := e.b.route(o.topic)
+			r.refresh(e.ctx)
 			routes[o.topic] = e.b.targetsOf(o.topic)
+			_, synced := r.snapshot()
+			blind[o.topic] = !synced
 		}
 	}
 	adds := map[string]*added{}
@@ -271,7 +275,12 @@ func (e *engine) commit(round []*op) {
 			switch o.kind {
 			case opPublish:
 				keys := routes[o.topic]
-				if len(keys) == 0 && o.hold {
+				// With no target, a dead letter is held for the topic's
+				// future groups, and so is any message published while the
+				// registry could not be read since this broker started:
+				// whether the topic has a group is not known, so the
+				// message is not dropped.
+				if len(keys) == 0 && (o.hold || blind[o.topic]) {
 					keys = []string{heldKey(o.topic)}
 				}
 				recs := make([][]byte, len(o.msgs))
@@ -346,6 +355,23 @@ func (e *engine) commit(round []*op) {
 		}
 		return nil
 	})
+	// The new entries are queued (and counted) before the publishers
+	// return, so what a publisher does next sees its messages.
+	topics := map[string]bool{}
+	if err == nil {
+		for _, topic := range released {
+			e.dropTarget(heldKey(topic))
+		}
+		n := 0
+		for _, a := range adds {
+			t := e.target(a.key)
+			t.add(a.es)
+			topics[t.topic] = true
+			n += len(a.es)
+		}
+		e.b.stats.published.Add(uint64(published))
+		e.b.stats.spooled.Add(int64(n))
+	}
 	for _, o := range round {
 		if o.done != nil {
 			o.done <- err
@@ -355,19 +381,6 @@ func (e *engine) commit(round []*op) {
 		e.b.log.Error("http broker: spool commit failed", "err", err)
 		return
 	}
-	e.b.stats.published.Add(uint64(published))
-	for _, topic := range released {
-		e.dropTarget(heldKey(topic))
-	}
-	n := 0
-	topics := map[string]bool{}
-	for _, a := range adds {
-		t := e.target(a.key)
-		t.add(a.es)
-		n += len(a.es)
-		topics[t.topic] = true
-	}
-	e.b.stats.spooled.Add(int64(n))
 	for topic := range topics {
 		e.syncTopic(topic)
 	}

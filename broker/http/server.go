@@ -58,7 +58,6 @@ func (b *Broker) serve(ln net.Listener) {
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       time.Minute,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		TLSConfig:         b.cfg.serverTLS,
@@ -131,7 +130,12 @@ func (b *Broker) serveDelivery(w http.ResponseWriter, r *http.Request) {
 		refuse(w, http.StatusForbidden, "delivery timestamp outside the replay window (clock skew?)")
 		return
 	}
+	// The body must arrive within a minute; the response, which streams
+	// while handlers run, has no deadline.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(now.Add(time.Minute))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, b.requestLimit()))
+	_ = rc.SetReadDeadline(time.Time{})
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
