@@ -9,6 +9,7 @@ import (
 
 	"github.com/herald-dev/herald/registry"
 	"github.com/herald-dev/herald/registry/mem"
+	regetcd "github.com/herald-dev/herald/registry/etcd"
 	regnats "github.com/herald-dev/herald/registry/nats"
 )
 
@@ -16,11 +17,12 @@ import (
 //
 //	mem://                 in this process only (a new, empty store)
 //	nats://host:port       a JetStream KV bucket (?bucket=name, default herald_registry)
+//	etcd://host:port       etcd, leases for TTLs (see registry/etcd for its query)
 //
 // Errors never contain the URL's password.
 func openRegistry(ctx context.Context, rawURL string) (registry.Registry, error) {
 	if !strings.Contains(rawURL, "://") {
-		return nil, fmt.Errorf("%w: registry URL has no scheme (want mem:// or nats://host:port)", registry.ErrInvalid)
+		return nil, fmt.Errorf("%w: registry URL has no scheme (want mem://, nats://host:port or etcd://host:port)", registry.ErrInvalid)
 	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -43,6 +45,12 @@ func openRegistry(ctx context.Context, rawURL string) (registry.Registry, error)
 			return nil, err
 		}
 		return r, nil
+	case regetcd.Scheme:
+		r, err := regetcd.OpenURL(ctx, u)
+		if err != nil {
+			return nil, err
+		}
+		return r, nil
 	}
-	return nil, fmt.Errorf("%w: unknown registry scheme %q in %q (want mem:// or nats://host:port)", registry.ErrInvalid, u.Scheme, u.Redacted())
+	return nil, fmt.Errorf("%w: unknown registry scheme %q in %q (want mem://, nats://host:port or etcd://host:port)", registry.ErrInvalid, u.Scheme, u.Redacted())
 }

@@ -140,6 +140,9 @@ func Start(ctx context.Context, c Config) (s *System, err error) {
 	if s.RegistryURL == "" {
 		s.RegistryURL = "mem://"
 	}
+	if s.BrokerURL, err = withHTTPSecret(s.BrokerURL, c.DataDir); err != nil {
+		return s, err
+	}
 	if s.Broker, err = c.OpenBroker(ctx, s.BrokerURL); err != nil {
 		return s, fmt.Errorf("broker %s: %w", redact(s.BrokerURL), err)
 	}
