@@ -8,8 +8,8 @@ import (
 	"strings"
 
 	"github.com/herald-dev/herald/registry"
-	"github.com/herald-dev/herald/registry/mem"
 	regetcd "github.com/herald-dev/herald/registry/etcd"
+	"github.com/herald-dev/herald/registry/mem"
 	regnats "github.com/herald-dev/herald/registry/nats"
 )
 
