@@ -327,6 +327,7 @@ func TestConcurrency(t *testing.T) {
 		peak     int
 		finished = make(chan struct{}, n)
 		release  = make(chan struct{})
+		once     sync.Once
 	)
 	h := func(ctx context.Context, _ *broker.Message) error {
 		mu.Lock()
@@ -335,7 +336,7 @@ func TestConcurrency(t *testing.T) {
 		full := running == limit
 		mu.Unlock()
 		if full {
-			close(release)
+			once.Do(func() { close(release) }) // running reaches the limit again later
 		}
 		select {
 		case <-release:
