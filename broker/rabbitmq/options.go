@@ -15,8 +15,7 @@ type QueueType string
 // The queue types [WithQueueType] takes.
 const (
 	// Quorum queues (the default) are replicated, fsync before confirming,
-	// and count deliveries; they need RabbitMQ 3.10 or later for the
-	// per-queue message TTL of the retry queues.
+	// and count deliveries (RabbitMQ 3.8 or later).
 	Quorum QueueType = "quorum"
 	// Classic queues are lighter and single-node.
 	Classic QueueType = "classic"
@@ -99,9 +98,10 @@ func WithExchange(name string) Option {
 	}
 }
 
-// WithQueueType sets the type of the queues of queue groups and their retry
-// queues: [Quorum] (the default) or [Classic]. A queue that exists already
-// keeps its type (a warning is logged when it differs).
+// WithQueueType sets the type of the queues of queue groups (and of the
+// dead-letter queue): [Quorum] (the default) or [Classic]. Retry queues are
+// classic either way (see the package documentation). A queue that exists
+// already keeps its type (a warning is logged when it differs).
 func WithQueueType(t QueueType) Option {
 	return func(c *config) error {
 		if t != Quorum && t != Classic {

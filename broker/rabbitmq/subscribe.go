@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"time"
 
 	"github.com/herald-dev/herald/broker"
@@ -130,27 +129,29 @@ func (s *subscription) mainQueues() []queueSpec {
 // retrySpec returns the retry queue where the subscription's redeliveries
 // wait for delay (a bucket): messages expire after delay and go back to the
 // subscription's queue through the default exchange.
+//
+// Retry queues are classic queues whatever the type of the queue they feed:
+// a quorum queue with a message TTL and at-least-once dead-lettering can
+// keep expired messages for good when nothing consumes it
+// (rabbitmq-server#10718), and nothing consumes a retry queue. A classic
+// queue expires its messages on a timer and dead-letters them at once (at
+// most once: the server moves them without confirms, which loses one only
+// if the target queue is unavailable at that moment).
 func (s *subscription) retrySpec(delay time.Duration) queueSpec {
 	b := s.b
 	args := amqp.Table{
+		amqp.QueueTypeArg:           amqp.QueueTypeClassic,
 		amqp.QueueMessageTTLArg:     delay.Milliseconds(),
 		"x-dead-letter-exchange":    "",
 		"x-dead-letter-routing-key": s.queue,
 	}
 	name := retryQueue(s.queue, delay)
 	if s.broadcast {
-		args[amqp.QueueTypeArg] = amqp.QueueTypeClassic
 		return queueSpec{name: name, exclusive: true, args: args}
 	}
-	maps.Copy(args, b.queueArgs())
 	if b.cfg.queueExpiry > 0 {
 		// Nothing consumes a retry queue: it must outlive its messages.
 		args[amqp.QueueTTLArg] = (max(b.cfg.queueExpiry, 2*delay) + time.Minute).Milliseconds()
-	}
-	if b.cfg.queueType == Quorum {
-		// Move expired messages with confirms, so none is lost on the way.
-		args["x-dead-letter-strategy"] = "at-least-once"
-		args[amqp.QueueOverflowArg] = amqp.QueueOverflowRejectPublish
 	}
 	return queueSpec{name: name, durable: true, args: args}
 }

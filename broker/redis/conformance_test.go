@@ -18,6 +18,9 @@ func TestConformance(t *testing.T) {
 		Persistent:          true,
 		OrderedPerPublisher: true,
 		Timeout:             20 * time.Second,
+		// Takeover after AckWait is a redelivery: on a loaded machine a
+		// member may not refresh its entries within the default 500ms.
+		AckWait: 2 * time.Second,
 	}
 	restart, why := restarter(t)
 	if restart != nil {

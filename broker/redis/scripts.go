@@ -24,10 +24,13 @@ func newScripts() scripts {
 // KEYS[1] the entry's stream, KEYS[2] the group's delay set; ARGV[1] the
 // group, ARGV[2] the entry ID, ARGV[3] the delay in milliseconds, ARGV[4]
 // the encoded redelivery, ARGV[5] "1" to delete the entry (a redo entry,
-// which only this group reads). It returns 0 when the entry was no longer
-// pending (another member took it over): nothing is scheduled then.
+// which only this group reads), ARGV[6] the consumer. It returns 0 when the
+// entry is no longer pending for this consumer (another member took it
+// over after AckWait): nothing is done then.
 const delayScript = `
-if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if #p == 0 or p[1][2] ~= ARGV[6] then return 0 end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 if ARGV[5] == '1' then redis.call('XDEL', KEYS[1], ARGV[2]) end
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
@@ -37,13 +40,16 @@ return 1
 
 // requeueScript acknowledges entries and appends their messages to the
 // group's redo stream at once: KEYS[1] the entries' stream, KEYS[2] the redo
-// stream; ARGV[1] the group, ARGV[2] "1" to delete the entries, then pairs
-// of entry ID and encoded redelivery. Entries no longer pending are skipped.
-// It returns how many were requeued.
+// stream; ARGV[1] the group, ARGV[2] "1" to delete the entries, ARGV[3] the
+// consumer, then pairs of entry ID and encoded redelivery. Entries no longer
+// pending for this consumer (another member took them over after AckWait)
+// are skipped: that member handles them. It returns how many were requeued.
 const requeueScript = `
 local n = 0
-for i = 3, #ARGV, 2 do
-  if redis.call('XACK', KEYS[1], ARGV[1], ARGV[i]) == 1 then
+for i = 4, #ARGV, 2 do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if #p == 1 and p[1][2] == ARGV[3] then
+    redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])
     if ARGV[2] == '1' then redis.call('XDEL', KEYS[1], ARGV[i]) end
     redis.call('XADD', KEYS[2], '*', 'm', ARGV[i+1])
     n = n + 1

@@ -614,7 +614,7 @@ func (s *subscription) retry(e *entry, delay time.Duration) {
 	}
 	ms := max(delay.Milliseconds(), 1)
 	err := retry(ctx, func() error {
-		return s.b.scripts.delay.Run(ctx, s.b.client, []string{e.stream, s.delay}, s.group, e.id, ms, encodeRedo(r), del).Err()
+		return s.b.scripts.delay.Run(ctx, s.b.client, []string{e.stream, s.delay}, s.group, e.id, ms, encodeRedo(r), del, s.consumer).Err()
 	})
 	if err != nil {
 		s.opts.Logger.Warn("redis: cannot schedule a redelivery; the entry will be delivered again after AckWait",
@@ -640,7 +640,7 @@ func (s *subscription) requeue(ctx context.Context, es []*entry) {
 		if stream == s.redo {
 			del = "1"
 		}
-		args := append([]any{s.group, del}, pairs...)
+		args := append([]any{s.group, del, s.consumer}, pairs...)
 		err := retry(ctx, func() error {
 			return s.b.scripts.requeue.Run(ctx, s.b.client, []string{stream, s.redo}, args...).Err()
 		})
