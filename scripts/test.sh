@@ -42,7 +42,7 @@ step "servers"
 if [ "$(id -u)" = 0 ] && [ "${HERALD_NO_SERVERS:-}" != 1 ] && command -v apt-get >/dev/null; then
   # One index refresh per machine, and only when a package is missing.
   need=0
-  for cmd in mariadbd redis-server rabbitmq-server etcd; do command -v "$cmd" >/dev/null || need=1; done
+  for cmd in mariadbd redis-server rabbitmq-server etcd chromium; do command -v "$cmd" >/dev/null || need=1; done
   if [ $need = 1 ] && [ ! -f "$STATE_DIR/.apt-updated" ]; then
     mkdir -p "$STATE_DIR"
     DEBIAN_FRONTEND=noninteractive apt-get update -qq && touch "$STATE_DIR/.apt-updated"
@@ -60,6 +60,11 @@ for s in scripts/servers/start-*.sh; do
   esac
 done
 
+# The console's browser tests drive Debian's chromium; without it they skip.
+if [ "$(id -u)" = 0 ] && [ "${HERALD_NO_SERVERS:-}" != 1 ] && command -v apt-get >/dev/null; then
+  bash scripts/install-chromium.sh || { [ "${CI:-}" = true ] && { echo "chromium: install failed, and CI must run the browser tests" >&2; exit 1; }; }
+fi
+
 step "gofmt"
 bad=$(gofmt -l $(git ls-files '*.go'))
 if [ -n "$bad" ]; then echo "gofmt would change:"; echo "$bad"; exit 1; fi
@@ -68,14 +73,23 @@ step "go vet"
 go vet ./...
 
 step "staticcheck"
-go tool -modfile=tools/go.mod staticcheck ./...
+# Built once from the pinned tools module, then run in each module.
+bin="$STATE_DIR/bin"; mkdir -p "$bin"
+go build -modfile=tools/go.mod -o "$bin/staticcheck" honnef.co/go/tools/cmd/staticcheck
+"$bin/staticcheck" ./...
+(cd gomicro && go vet ./... && "$bin/staticcheck" ./...)
 
 step "generated code is fresh"
 bash scripts/check-generate.sh
+(cd gomicro && bash scripts/generate.sh --check)
 
 step "go test -race"
-pkgs=("$@")
-[ ${#pkgs[@]} -gt 0 ] || pkgs=(./...)
-go test -race -count=1 -timeout 20m "${pkgs[@]}"
+if [ $# -gt 0 ]; then
+  go test -race -count=1 -timeout 20m "$@"
+else
+  go test -race -count=1 -timeout 20m ./...
+  step "go test -race (gomicro module)"
+  (cd gomicro && go test -race -count=1 -timeout 10m ./...)
+fi
 
 step "done"
