@@ -51,6 +51,7 @@ type Broker struct {
 	ln      net.Listener
 	baseURL string
 	nonces  *nonceCache
+	reading chan struct{} // bodies being read (see maxReading)
 
 	stats counters
 }
@@ -102,6 +103,7 @@ func New(reg registry.Registry, opts ...Option) (*Broker, error) {
 		groups:      map[string]map[string]bool{},
 		subs:        map[string]*subscription{},
 		nonces:      newNonceCache(1 << 20),
+		reading:     make(chan struct{}, maxReading),
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	e, err := startEngine(b)

@@ -3,12 +3,17 @@ package httpbroker_test
 import (
 	"context"
 	"crypto/rand"
+	"net/url"
+	"os"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/herald-dev/herald/broker"
 	"github.com/herald-dev/herald/broker/brokertest"
 	httpbroker "github.com/herald-dev/herald/broker/http"
+	"github.com/herald-dev/herald/registry"
+	"github.com/herald-dev/herald/registry/etcd"
 	"github.com/herald-dev/herald/registry/mem"
 )
 
@@ -18,6 +23,9 @@ import (
 type cluster struct {
 	store  *mem.Store
 	secret []byte
+	// openRegistry, when set, gives each client its registry instead of a
+	// client of store.
+	openRegistry func(t testing.TB) registry.Registry
 
 	mu   sync.Mutex
 	live map[*httpbroker.Broker]bool
@@ -31,9 +39,15 @@ func newCluster() *cluster {
 
 func (c *cluster) open(t testing.TB, opts ...httpbroker.Option) *httpbroker.Broker {
 	t.Helper()
-	reg, err := mem.New(mem.WithStore(c.store))
-	if err != nil {
-		t.Fatal(err)
+	var reg registry.Registry
+	if c.openRegistry != nil {
+		reg = c.openRegistry(t)
+	} else {
+		r, err := mem.New(mem.WithStore(c.store))
+		if err != nil {
+			t.Fatal(err)
+		}
+		reg = r
 	}
 	all := append([]httpbroker.Option{
 		httpbroker.WithSpool(t.TempDir()),
@@ -73,6 +87,38 @@ func (c *cluster) crashAll(t *testing.T) {
 
 func TestConformance(t *testing.T) {
 	c := newCluster()
+	brokertest.Run(t, func(t *testing.T) broker.Broker { return c.open(t) }, brokertest.Features{
+		Persistent:          true,
+		OrderedPerPublisher: true,
+		Restart:             c.crashAll,
+	})
+}
+
+// TestConformanceEtcd runs the suite again with every client on its own
+// connection to a real etcd (HERALD_TEST_ETCD_URL), as separate processes
+// would be. It takes a minute or more, so it runs with HERALD_LONG=1.
+func TestConformanceEtcd(t *testing.T) {
+	raw := os.Getenv("HERALD_TEST_ETCD_URL")
+	if raw == "" {
+		t.Skip("HERALD_TEST_ETCD_URL is not set (scripts/servers/start-etcd.sh starts an etcd)")
+	}
+	if os.Getenv("HERALD_LONG") != "1" {
+		t.Skip("HERALD_LONG is not 1: the etcd conformance run takes a minute or more")
+	}
+	u, err := url.Parse(raw + "?prefix=" + url.QueryEscape("/herald-test/"+broker.NewID()+"/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newCluster()
+	c.openRegistry = func(t testing.TB) registry.Registry {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		r, err := etcd.OpenURL(ctx, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
 	brokertest.Run(t, func(t *testing.T) broker.Broker { return c.open(t) }, brokertest.Features{
 		Persistent:          true,
 		OrderedPerPublisher: true,

@@ -70,6 +70,11 @@
 // publisher's order), so a subscription's prefetch follows its concurrency.
 // A queue group's ready messages are shared among its members.
 //
+// The publisher keeps an index of what waits in its spool in memory (about
+// 100 bytes per message and target; the messages themselves stay on disk
+// until they are sent), so a backlog of millions of messages for a group
+// that stays away costs hundreds of megabytes.
+//
 // Dead letters are published by the subscriber through its own broker: the
 // dead-letter topic is a topic like any other, spooled in the subscriber's
 // process, and the original is acknowledged once the dead letter is in that

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/herald-dev/herald/broker"
@@ -22,6 +23,9 @@ const (
 	contentTypeBatch   = "application/x-herald-batch"
 	contentTypeResults = "application/x-herald-results"
 )
+
+// maxReading bounds the delivery bodies being read at once.
+const maxReading = 64
 
 // requestLimit is the largest delivery request body the endpoint reads.
 func (b *Broker) requestLimit() int64 {
@@ -130,12 +134,23 @@ func (b *Broker) serveDelivery(w http.ResponseWriter, r *http.Request) {
 		refuse(w, http.StatusForbidden, "delivery timestamp outside the replay window (clock skew?)")
 		return
 	}
+	// At most maxReading bodies are read at once: a body is read whole
+	// before its signature can be checked, so this bounds the memory that
+	// unauthenticated requests can take.
+	select {
+	case b.reading <- struct{}{}:
+	case <-r.Context().Done():
+		return
+	}
+	release := sync.OnceFunc(func() { <-b.reading })
+	defer release()
 	// The body must arrive within a minute; the response, which streams
 	// while handlers run, has no deadline.
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(now.Add(time.Minute))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, b.requestLimit()))
 	_ = rc.SetReadDeadline(time.Time{})
+	release()
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
