@@ -53,7 +53,16 @@ func (w *Broker) Subscribe(ctx context.Context, topic string, h broker.Handler, 
 	if err != nil {
 		return w.b.Subscribe(ctx, topic, h, opts...) // the backend reports the same error
 	}
-	return w.b.Subscribe(ctx, topic, w.m.Handler(o, h), opts...)
+	sub, err := w.b.Subscribe(ctx, topic, w.m.Handler(o, h), opts...)
+	if err == nil && o.Queue != "" {
+		w.m.mu.Lock()
+		if w.m.groups == nil {
+			w.m.groups = map[[2]string]bool{}
+		}
+		w.m.groups[[2]string{topic, o.Queue}] = true
+		w.m.mu.Unlock()
+	}
+	return sub, err
 }
 
 // Close closes the wrapped broker.

@@ -3,6 +3,7 @@ package metrics
 import (
 	"errors"
 	"net/http"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -18,6 +19,9 @@ type Metrics struct {
 	nacked       *prometheus.CounterVec
 	deadLettered *prometheus.CounterVec
 	handlerTime  *prometheus.HistogramVec
+
+	mu     sync.Mutex
+	groups map[[2]string]bool // durable queue groups subscribed: topic, queue
 }
 
 // HandlerBuckets are the bounds, in seconds, of the handler latency

@@ -183,6 +183,9 @@ type Flow struct {
 	Acked        float64 `json:"acked"`
 	Nacked       float64 `json:"nacked"`
 	DeadLettered float64 `json:"dead_lettered"`
+	// Lag is what the group has not acknowledged, where the backend
+	// tells it (-1: unknown).
+	Lag float64 `json:"lag"`
 }
 
 // Backlog is an outbox's waiting rows.
@@ -219,7 +222,7 @@ func (c *Console) stats() Stats {
 		}
 		f := flows[k]
 		if f == nil {
-			f = &Flow{Topic: k[0], Queue: k[1]}
+			f = &Flow{Topic: k[0], Queue: k[1], Lag: -1}
 			flows[k] = f
 			order = append(order, k)
 		}
@@ -255,6 +258,8 @@ func (c *Console) stats() Stats {
 				flow(m).Nacked = m.GetCounter().GetValue()
 			case "herald_broker_dead_lettered_total":
 				flow(m).DeadLettered = m.GetCounter().GetValue()
+			case "herald_broker_consumer_lag":
+				flow(m).Lag = m.GetGauge().GetValue()
 			case "herald_outbox_backlog":
 				backlog(m).Rows = m.GetGauge().GetValue()
 			case "herald_outbox_oldest_age_seconds":

@@ -34,6 +34,7 @@ func TestMetricsCountRegistrations(t *testing.T) {
 		`herald_broker_acked_total{queue="email",topic="user.registered"}`:                         n,
 		`herald_broker_handler_seconds_count{outcome="ack",queue="email",topic="user.registered"}`: n,
 		`herald_outbox_backlog{outbox="user"}`:                                                     0,
+		`herald_broker_consumer_lag{queue="email",topic="user.registered"}`:                        0,
 		`herald_outbox_oldest_age_seconds{outbox="user"}`:                                          0,
 	}
 	absent := []string{

@@ -20,6 +20,7 @@ import (
 	"github.com/herald-dev/herald/broker"
 	"github.com/herald-dev/herald/broker/nats/natsserver"
 	"github.com/herald-dev/herald/metrics"
+	"github.com/herald-dev/herald/metrics/natslag"
 	"github.com/herald-dev/herald/registry"
 	"github.com/herald-dev/herald/services/email"
 	"github.com/herald-dev/herald/services/email/smtpsink"
@@ -151,6 +152,9 @@ func Start(ctx context.Context, c Config) (s *System, err error) {
 	if err != nil {
 		s.stops = append(s.stops, s.Broker.Close)
 		return s, err
+	}
+	if lag, ok := natslag.Func(s.Broker, ""); ok {
+		s.Metrics.MustRegister(m.LagCollector(lag))
 	}
 	if c.TracerProvider != nil {
 		s.Broker = tracing.Wrap(s.Broker, c.TracerProvider, nil)

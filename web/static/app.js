@@ -149,7 +149,7 @@ function startEvents() {
     tbody.replaceChildren();
     for (const f of s.flows) {
       tbody.append(el("tr", {}, el("td", {}, f.topic), el("td", {}, f.queue || "—"),
-        ...[f.published, f.delivered, f.acked, f.nacked, f.dead_lettered].map((n) => el("td", { class: "num" }, n))));
+        ...[f.published, f.delivered, f.acked, f.nacked, f.dead_lettered, f.lag < 0 ? "—" : f.lag].map((n) => el("td", { class: "num" }, n))));
     }
     $("#outbox").textContent = s.outbox.length === 0 ? "No outbox reported." :
       s.outbox.map((o) => `${o.outbox}: ${o.rows} waiting${o.rows ? `, oldest ${o.oldest_seconds.toFixed(1)} s` : ""}`).join("; ");
