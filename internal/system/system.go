@@ -154,7 +154,10 @@ func Start(ctx context.Context, c Config) (s *System, err error) {
 		return s, err
 	}
 	if lag, ok := natslag.Func(s.Broker, ""); ok {
-		s.Metrics.MustRegister(m.LagCollector(lag))
+		if err := s.Metrics.Register(m.LagCollector(lag)); err != nil {
+			s.stops = append(s.stops, s.Broker.Close)
+			return s, err
+		}
 	}
 	if c.TracerProvider != nil {
 		s.Broker = tracing.Wrap(s.Broker, c.TracerProvider, nil)
