@@ -122,12 +122,12 @@ func (r *route) refresh(ctx context.Context) {
 	}
 	start := r.gen
 	r.mu.Unlock()
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	insts, err := r.b.reg.Lookup(ctx, r.service)
+	insts, err := r.b.reg.Lookup(lctx, r.service)
 	if err != nil && !errors.Is(err, registry.ErrNotFound) {
-		if ctx.Err() != nil && r.b.ctx.Err() != nil {
-			return // closing
+		if ctx.Err() != nil {
+			return // our own cancellation (closing, restarting): not the registry's failure
 		}
 		r.mu.Lock()
 		r.lookupFailed = time.Now()
