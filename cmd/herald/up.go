@@ -44,7 +44,7 @@ func newUpCmd() *cobra.Command {
   user      the user service on --user-listen (Connect, gRPC, gRPC-Web), users in SQLite
   email     the email service (queue group "email"), sent-mail records in SQLite
   smtp      an SMTP sink on --smtp-listen that keeps every mail in <data-dir>/mailbox
-  admin     Prometheus metrics on http://<admin-listen>/metrics
+  console   the web console on http://<admin-listen>/ and Prometheus metrics on /metrics
 
 Tracing is off by default; --trace-exporter stdout prints each span as JSON,
 --trace-exporter otlp sends them to an OpenTelemetry collector (--otlp-endpoint).
@@ -77,7 +77,7 @@ stays in --data-dir for the next run.`,
 	f.StringVar(&c.traceExporter, "trace-exporter", tracing.ExporterNone, "where spans go: none, stdout or otlp")
 	f.StringVar(&c.otlpEndpoint, "otlp-endpoint", "", "OTLP/gRPC collector host:port (default localhost:4317 or OTEL_EXPORTER_OTLP_ENDPOINT)")
 	f.BoolVar(&c.otlpInsecure, "otlp-insecure", false, "send OTLP without TLS (a local collector)")
-	f.StringVar(&c.adminListen, "admin-listen", "127.0.0.1:9090", "address of the admin HTTP listener serving /metrics (empty: none)")
+	f.StringVar(&c.adminListen, "admin-listen", "127.0.0.1:9090", "address of the web console and /metrics (empty: none)")
 	return cmd
 }
 
@@ -126,7 +126,7 @@ func runUp(cmd *cobra.Command, c upConfig) error {
 		fmt.Fprintf(out, "  smtp      %s\n", redactURL(s.SMTPURL))
 	}
 	if s.AdminAddr != "" {
-		fmt.Fprintf(out, "  admin     http://%s/metrics\n", s.AdminAddr)
+		fmt.Fprintf(out, "  console   http://%s/  (metrics on /metrics)\n", s.AdminAddr)
 	}
 	fmt.Fprintf(out, "\nIn another terminal:\n  herald users register --name \"Ada Lovelace\" --email ada@example.com\n  herald mails list\n\nCtrl-C stops.\n")
 	<-ctx.Done()
