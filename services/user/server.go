@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"gorm.io/gorm"
 
 	"github.com/herald-dev/herald/broker"
@@ -18,6 +19,7 @@ import (
 	"github.com/herald-dev/herald/metrics"
 	"github.com/herald-dev/herald/outbox"
 	"github.com/herald-dev/herald/registry"
+	"github.com/herald-dev/herald/tracing"
 )
 
 // ServiceName is the name the user service registers under.
@@ -77,6 +79,10 @@ type Config struct {
 	// the API. Count the broker's traffic by passing a broker wrapped with
 	// [metrics.Metrics.Wrap] as Broker.
 	Metrics *prometheus.Registry
+	// TracerProvider, when set, traces each request and writes its trace
+	// context into the events it causes (see [WithTracing]). Trace the
+	// broker too by passing one wrapped with [tracing.Wrap] as Broker.
+	TracerProvider trace.TracerProvider
 }
 
 // Server runs the user service: the API on one port for Connect, gRPC and
@@ -184,6 +190,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if s.cfg.HashConcurrency > 0 {
 		opts = append(opts, WithHashConcurrency(s.cfg.HashConcurrency))
 	}
+	if s.cfg.TracerProvider != nil {
+		opts = append(opts, WithTracing(s.cfg.TracerProvider, nil))
+	}
 	svc, err := NewService(s.db, opts...)
 	if err != nil {
 		return err
@@ -197,6 +206,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true) // gRPC without TLS
 	handler := svc.Handler()
+	if s.cfg.TracerProvider != nil {
+		handler = traceHTTP(handler, s.cfg.TracerProvider, tracing.Propagator())
+	}
 	if s.cfg.Metrics != nil {
 		c := metrics.NewBacklogCollector("user", s.relay.Backlog)
 		if err := s.cfg.Metrics.Register(c); err != nil {
