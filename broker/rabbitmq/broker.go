@@ -53,6 +53,9 @@ func New(ctx context.Context, url string, opts ...Option) (*Broker, error) {
 	if _, err := amqp.ParseURI(url); err != nil {
 		return nil, fmt.Errorf("rabbitmq: %w: %v", broker.ErrBadURL, err)
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("rabbitmq: connect: %w", err)
+	}
 	b := &Broker{cfg: cfg, subs: map[*subscription]struct{}{}}
 	acfg := amqp.Config{Heartbeat: cfg.heartbeat, TLSClientConfig: cfg.tls, Locale: "en_US"}
 	var err error

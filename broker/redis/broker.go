@@ -55,11 +55,17 @@ func New(ctx context.Context, url string, opts ...Option) (*Broker, error) {
 		}
 	}
 	b := &Broker{cfg: cfg, client: cfg.client, scripts: newScripts(), subs: map[*subscription]struct{}{}}
+	var o *goredis.Options
 	if b.client == nil {
-		o, err := goredis.ParseURL(url)
-		if err != nil {
+		var err error
+		if o, err = goredis.ParseURL(url); err != nil {
 			return nil, fmt.Errorf("redis: %w: %v", broker.ErrBadURL, redactErr(err, url))
 		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("redis: connect: %w", err)
+	}
+	if b.client == nil {
 		b.client, b.own = goredis.NewClient(o), true
 	}
 	bo := *b.client.Options()
