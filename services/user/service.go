@@ -179,7 +179,7 @@ func (s *Service) Create(ctx context.Context, req *connect.Request[userv1.Create
 		return nil, s.storeError(ctx, "create", err)
 	}
 	s.notify()
-	s.log.Info("user registered", "user_id", r.ID)
+	s.log.InfoContext(ctx, "user registered", "user_id", r.ID)
 	return connect.NewResponse(&userv1.CreateResponse{User: toProto(r)}), nil
 }
 
