@@ -8,8 +8,25 @@ import (
 	"github.com/herald-dev/herald/broker"
 	"github.com/herald-dev/herald/broker/nats/natsserver"
 	"github.com/herald-dev/herald/internal/bench"
+	"github.com/herald-dev/herald/internal/bench/amqpraw"
 	"github.com/herald-dev/herald/internal/bench/natsraw"
+	"github.com/herald-dev/herald/internal/bench/redisraw"
 )
+
+// rawBaseline returns the engine's own client run as the baseline of
+// scheme, or nil: it publishes messages of size bytes and then consumes and
+// acknowledges them, timing each phase.
+func rawBaseline(scheme string) func(ctx context.Context, url string, messages, size int) (pub, cons float64, err error) {
+	switch scheme {
+	case "nats":
+		return natsraw.Run
+	case "amqp", "amqps":
+		return amqpraw.Run
+	case "redis", "rediss":
+		return redisraw.Run
+	}
+	return nil
+}
 
 // benchTarget returns the URL to measure. "nats://" with no host starts an
 // embedded server for the run, so that Herald and the raw baseline share it.
@@ -35,19 +52,23 @@ func benchTarget(_ context.Context, backend string) (string, func(), error) {
 // Backends without a baseline return nil.
 func runBaseline(ctx context.Context, b broker.Broker, target string, cfg bench.Config) (*baseline, error) {
 	u, err := url.Parse(target)
-	if err != nil || u.Scheme != "nats" {
+	if err != nil {
 		return nil, nil
 	}
-	pub, cons, err := natsraw.Run(ctx, target, cfg.Messages, cfg.Size)
+	raw := rawBaseline(u.Scheme)
+	if raw == nil {
+		return nil, nil
+	}
+	pub, cons, err := raw(ctx, target, cfg.Messages, cfg.Size)
 	if err != nil {
 		return nil, err
 	}
 	consCfg := cfg
 	consCfg.Progress = nil
-	herald, err := bench.Consume(ctx, b, consCfg)
+	heraldPub, heraldCons, err := bench.Consume(ctx, b, consCfg)
 	if err != nil {
 		return nil, err
 	}
-	r := &baseline{BaselinePublishPerSec: pub, BaselineConsumePerSec: cons, HeraldConsumePerSec: herald}
+	r := &baseline{BaselinePublishPerSec: pub, BaselineConsumePerSec: cons, HeraldPublishPerSec: heraldPub, HeraldConsumePerSec: heraldCons}
 	return r, nil
 }

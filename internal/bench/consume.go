@@ -13,10 +13,11 @@ import (
 // engine's raw consume baseline is measured: a queue group is created, left
 // with no member while c.Messages messages are published, then joined, and
 // the time until it has handled and acknowledged all of them is what counts.
-// It returns messages per second.
-func Consume(ctx context.Context, b broker.Broker, c Config) (float64, error) {
+// It returns the publish rate of that publish-only phase and the consume
+// rate, in messages per second.
+func Consume(ctx context.Context, b broker.Broker, c Config) (publishPerSec, consumePerSec float64, err error) {
 	if err := c.normalise(); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	topic := "bench." + broker.NewID()[24:]
 	var delivered atomic.Int64
@@ -31,26 +32,28 @@ func Consume(ctx context.Context, b broker.Broker, c Config) (float64, error) {
 	// Create the durable group, then leave it so messages wait for it.
 	sub, err := b.Subscribe(ctx, topic, func(context.Context, *broker.Message) error { return nil }, opts...)
 	if err != nil {
-		return 0, fmt.Errorf("bench: subscribe: %w", err)
+		return 0, 0, fmt.Errorf("bench: subscribe: %w", err)
 	}
 	if err := sub.Unsubscribe(ctx); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
+	pubStart := time.Now()
 	if failed := publishAll(ctx, b, topic, c); failed > 0 {
-		return 0, fmt.Errorf("bench: %d messages could not be published", failed)
+		return 0, 0, fmt.Errorf("bench: %d messages could not be published", failed)
 	}
+	publishPerSec = rate(c.Messages, time.Since(pubStart))
 	start := time.Now()
 	sub, err = b.Subscribe(ctx, topic, h, opts...)
 	if err != nil {
-		return 0, fmt.Errorf("bench: subscribe: %w", err)
+		return 0, 0, fmt.Errorf("bench: subscribe: %w", err)
 	}
 	defer sub.Unsubscribe(context.WithoutCancel(ctx))
 	select {
 	case <-done:
 	case <-time.After(c.Idle + time.Duration(c.Messages)*time.Millisecond):
-		return 0, fmt.Errorf("bench: consumed %d of %d messages before giving up", delivered.Load(), c.Messages)
+		return 0, 0, fmt.Errorf("bench: consumed %d of %d messages before giving up", delivered.Load(), c.Messages)
 	case <-ctx.Done():
-		return 0, ctx.Err()
+		return 0, 0, ctx.Err()
 	}
-	return rate(c.Messages, time.Since(start)), nil
+	return publishPerSec, rate(c.Messages, time.Since(start)), nil
 }
