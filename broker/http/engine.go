@@ -67,6 +67,8 @@ type engine struct {
 
 	quit      chan struct{}
 	crash     bool
+	prepared  chan prepared // gatherer → committer
+	gathered  chan struct{} // closed when the gatherer has stopped
 	committed chan struct{} // closed when the committer has stopped
 }
 
@@ -89,6 +91,8 @@ func startEngine(b *Broker) (*engine, error) {
 		byTopic:   map[string]map[string]*target{},
 		kick:      make(chan struct{}, 1),
 		quit:      make(chan struct{}),
+		prepared:  make(chan prepared),
+		gathered:  make(chan struct{}),
 		committed: make(chan struct{}),
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
@@ -107,6 +111,7 @@ func startEngine(b *Broker) (*engine, error) {
 		}
 	}
 	b.stats.spooled.Store(int64(n))
+	go e.gatherLoop()
 	go e.commitLoop()
 	return e, nil
 }
@@ -174,16 +179,80 @@ func (e *engine) takeLater() []*op {
 	return l
 }
 
-// commitLoop commits ops in rounds: whatever is queued when a round starts
-// goes into one bbolt transaction, so concurrent publishers share an fsync
-// (group commit) without waiting for one another otherwise.
-func (e *engine) commitLoop() {
-	defer close(e.committed)
+// Publishes go through a two-stage pipeline. The gatherer takes every
+// publish queued, looks the topics up in the registry (so a subscription
+// registered before those Publish calls is among the targets) and hands the
+// round to the committer; it gathers and looks up the next round while the
+// committer writes and fsyncs the previous one, so the registry's round
+// trip hides behind the disk's. The committer writes a round, with the
+// acknowledgements and retries queued meanwhile, in one bbolt transaction:
+// concurrent publishers share an fsync (group commit).
+
+// prepared is a round of publishes with its routes.
+type prepared struct {
+	ops    []*op
+	routes map[string][]string // topic → target keys
+	blind  map[string]bool     // topics whose subscribers could not be known
+}
+
+// errRestarting fails the publishes a simulated crash interrupts.
+var errRestarting = errors.New("spool restarting")
+
+// gatherLoop gathers publishes into rounds until the engine stops.
+func (e *engine) gatherLoop() {
+	defer close(e.gathered)
 	for {
 		var round []*op
 		select {
 		case o := <-e.b.ops:
 			round = append(round, o)
+		case <-e.quit:
+			if e.crash {
+				return // what is queued stays for the next engine
+			}
+			if round = e.drainOps(nil); len(round) == 0 {
+				return
+			}
+		}
+		p := e.prepare(e.drainOps(round))
+		select {
+		case e.prepared <- p:
+		case <-e.quit:
+			if e.crash {
+				for _, o := range p.ops {
+					o.done <- errRestarting
+				}
+				return
+			}
+			e.prepared <- p // a graceful stop commits it
+		}
+	}
+}
+
+// prepare routes every topic of a round.
+func (e *engine) prepare(round []*op) prepared {
+	p := prepared{ops: round, routes: map[string][]string{}, blind: map[string]bool{}}
+	for _, o := range round {
+		if _, ok := p.routes[o.topic]; ok {
+			continue
+		}
+		r := e.b.route(o.topic)
+		r.refresh(e.ctx)
+		p.routes[o.topic] = e.b.targetsOf(o.topic)
+		_, synced := r.snapshot()
+		p.blind[o.topic] = !synced
+	}
+	return p
+}
+
+// commitLoop commits the gatherer's rounds, and the acknowledgements and
+// retries, until the engine stops.
+func (e *engine) commitLoop() {
+	defer close(e.committed)
+	for {
+		select {
+		case p := <-e.prepared:
+			e.commit(p, e.takeLater())
 		case <-e.kick:
 			// Only acknowledgements and retries: they need not be on disk
 			// at once (losing them in a crash means duplicates, not loss),
@@ -192,30 +261,34 @@ func (e *engine) commitLoop() {
 			if e.laterLen() < maxRound {
 				t := time.NewTimer(lazyCommit)
 				select {
-				case o := <-e.b.ops:
-					round = append(round, o)
+				case p := <-e.prepared:
+					t.Stop()
+					e.commit(p, e.takeLater())
+					continue
 				case <-t.C:
 				case <-e.quit: // committed below; the loop then sees quit
 				}
 				t.Stop()
 			}
+			if later := e.takeLater(); len(later) > 0 {
+				e.commit(prepared{}, later)
+			}
 		case <-e.quit:
 			if e.crash {
-				return // what is queued is lost, as in a crash (publishes stay queued for the next engine)
+				return // queued acknowledgements are lost, as in a crash
 			}
-			for { // graceful: commit everything queued, then stop
-				round = e.takeLater()
-				round = e.drainOps(round)
-				if len(round) == 0 {
-					return
+			for { // graceful: commit every round the gatherer still hands over
+				select {
+				case p := <-e.prepared:
+					e.commit(p, e.takeLater())
+					continue
+				case <-e.gathered:
 				}
-				e.commit(round)
+				if later := e.takeLater(); len(later) > 0 {
+					e.commit(prepared{}, later)
+				}
+				return
 			}
-		}
-		round = e.drainOps(round)
-		round = append(e.takeLater(), round...)
-		if len(round) > 0 {
-			e.commit(round)
 		}
 	}
 }
@@ -239,25 +312,12 @@ type added struct {
 	es  []*entry
 }
 
-// commit applies a round of ops in one transaction, then tells the
-// publishers and queues the new entries for delivery.
-func (e *engine) commit(round []*op) {
-	// Route every published topic now, after the Publish calls began: a
-	// subscription registered before them is in the lookup.
-	routes := map[string][]string{}
-	blind := map[string]bool{} // topics whose subscribers cannot be known yet
-	for _, o := range round {
-		if o.kind != opPublish {
-			continue
-		}
-		if _, ok := routes[o.topic]; !ok {
-			r := e.b.route(o.topic)
-			r.refresh(e.ctx)
-			routes[o.topic] = e.b.targetsOf(o.topic)
-			_, synced := r.snapshot()
-			blind[o.topic] = !synced
-		}
-	}
+// commit applies the publishes of p and the other ops in one
+// transaction, then tells the publishers and queues the new entries for
+// delivery.
+func (e *engine) commit(p prepared, others []*op) {
+	round := append(others, p.ops...)
+	routes, blind := p.routes, p.blind
 	adds := map[string]*added{}
 	var released []string
 	var published, acked int
@@ -557,6 +617,7 @@ func (e *engine) stop(crash bool) error {
 	e.lanes.Wait()
 	e.crash = crash
 	close(e.quit)
+	<-e.gathered
 	<-e.committed
 	if err := e.sp.close(); err != nil {
 		return fmt.Errorf("close spool: %w", err)
