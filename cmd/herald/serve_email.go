@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/herald-dev/herald/services/email"
+	"github.com/herald-dev/herald/tracing"
 )
 
 func newServeEmailCmd() *cobra.Command {
@@ -22,6 +23,7 @@ func newServeEmailCmd() *cobra.Command {
 		passwordFile string
 		grace        time.Duration
 		metricsAddr  string
+		traces       traceFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "email",
@@ -47,7 +49,7 @@ Stops gracefully on Ctrl-C or SIGTERM: mails in flight finish within --grace.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			log := slog.Default()
+			log := slog.New(tracing.LogHandler(slog.Default().Handler()))
 			if passwordFile != "" {
 				withPassword, err := smtpWithPasswordFile(cfg.SMTPURL, passwordFile)
 				if err != nil {
@@ -61,9 +63,17 @@ Stops gracefully on Ctrl-C or SIGTERM: mails in flight finish within --grace.`,
 			}
 			defer closeWithin(grace, "broker", b.Close)
 			cfg.Broker = b
+			tp, stopTracing, err := traces.setup(cmd, "herald-email")
+			if err != nil {
+				return err
+			}
+			defer stopTracing()
+			if tp != nil {
+				cfg.Broker, cfg.TracerProvider = tracing.Wrap(b, tp, nil), tp
+			}
 			if metricsAddr != "" {
 				var reg *prometheus.Registry
-				if cfg.Broker, reg, err = withMetrics(b); err != nil {
+				if cfg.Broker, reg, err = withMetrics(cfg.Broker); err != nil {
 					return err
 				}
 				addr, stop, err := serveMetrics(ctx, metricsAddr, reg)
@@ -101,6 +111,7 @@ Stops gracefully on Ctrl-C or SIGTERM: mails in flight finish within --grace.`,
 	f.DurationVar(&cfg.SendTimeout, "send-timeout", email.DefaultSendTimeout, "time limit of one SMTP exchange")
 	f.DurationVar(&grace, "grace", 15*time.Second, "how long a graceful shutdown may take")
 	f.StringVar(&metricsAddr, "metrics-listen", "", "address serving Prometheus metrics on /metrics (empty: none)")
+	traces.add(f)
 	return cmd
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/herald-dev/herald/registry"
 	"github.com/herald-dev/herald/services/user"
+	"github.com/herald-dev/herald/tracing"
 )
 
 func newServeUserCmd() *cobra.Command {
@@ -20,6 +21,7 @@ func newServeUserCmd() *cobra.Command {
 		grace       time.Duration
 		dbPassFile  string
 		createRate  float64
+		traces      traceFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "user",
@@ -46,7 +48,7 @@ flight and publishes what they committed, within --grace.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			log := slog.Default()
+			log := slog.New(tracing.LogHandler(slog.Default().Handler()))
 			if dbPassFile != "" {
 				withPassword, err := withPasswordFile("database", cfg.DatabaseURL, "database-password-file", dbPassFile)
 				if err != nil {
@@ -71,8 +73,17 @@ flight and publishes what they committed, within --grace.`,
 				defer closeWithin(grace, "registry", reg.Close)
 				cfg.Registry = reg
 			}
+			tp, stopTracing, err := traces.setup(cmd, "herald-user")
+			if err != nil {
+				return err
+			}
+			defer stopTracing()
+			traced := b
+			if tp != nil {
+				traced, cfg.TracerProvider = tracing.Wrap(b, tp, nil), tp
+			}
 			// Counted on /metrics beside the API, with the outbox backlog.
-			if cfg.Broker, cfg.Metrics, err = withMetrics(b); err != nil {
+			if cfg.Broker, cfg.Metrics, err = withMetrics(traced); err != nil {
 				return err
 			}
 			cfg.Logger = log
@@ -104,6 +115,7 @@ flight and publishes what they committed, within --grace.`,
 	f.IntVar(&cfg.BcryptCost, "bcrypt-cost", user.DefaultBcryptCost, "bcrypt cost of password hashes (4 to 31)")
 	f.Int64Var(&cfg.MaxRequestBytes, "max-request-bytes", user.DefaultMaxRequestBytes, "largest request message accepted")
 	f.DurationVar(&grace, "grace", 10*time.Second, "how long a graceful shutdown may take")
+	traces.add(f)
 	return cmd
 }
 
