@@ -27,9 +27,7 @@ type upConfig struct {
 	bcryptCost    int
 	grace         time.Duration
 	adminListen   string
-	traceExporter string
-	otlpEndpoint  string
-	otlpInsecure  bool
+	traces        traceFlags
 }
 
 func newUpCmd() *cobra.Command {
@@ -74,9 +72,7 @@ stays in --data-dir for the next run.`,
 	f.StringVar(&c.smtpURL, "smtp", "", "SMTP server URL, smtp:// or smtps:// (empty: the embedded sink)")
 	f.IntVar(&c.bcryptCost, "bcrypt-cost", user.DefaultBcryptCost, "bcrypt cost of password hashes (4 to 31)")
 	f.DurationVar(&c.grace, "grace", system.DefaultGrace, "how long shutting down may take")
-	f.StringVar(&c.traceExporter, "trace-exporter", tracing.ExporterNone, "where spans go: none, stdout or otlp")
-	f.StringVar(&c.otlpEndpoint, "otlp-endpoint", "", "OTLP/gRPC collector host:port (default localhost:4317 or OTEL_EXPORTER_OTLP_ENDPOINT)")
-	f.BoolVar(&c.otlpInsecure, "otlp-insecure", false, "send OTLP without TLS (a local collector)")
+	c.traces.add(f)
 	f.StringVar(&c.adminListen, "admin-listen", "127.0.0.1:9090", "address of the web console and /metrics (empty: none)")
 	return cmd
 }
@@ -85,21 +81,11 @@ stays in --data-dir for the next run.`,
 // Ctrl-C, and stops it.
 func runUp(cmd *cobra.Command, c upConfig) error {
 	ctx := cmd.Context()
-	tp, stopTracing, err := tracing.Setup(ctx, tracing.Config{Exporter: c.traceExporter, OTLPEndpoint: c.otlpEndpoint,
-		OTLPInsecure: c.otlpInsecure, ServiceName: "herald", Writer: cmd.OutOrStdout()})
+	tp, stopTracing, err := c.traces.setup(cmd, "herald") // nil tp: no spans, nothing wrapped
 	if err != nil {
 		return err
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if err := stopTracing(sctx); err != nil {
-			slog.Warn("tracing: flush", "err", err)
-		}
-	}()
-	if c.traceExporter == tracing.ExporterNone || c.traceExporter == "" {
-		tp = nil // no spans: leave the broker and services untraced
-	}
+	defer stopTracing()
 	s, err := system.Start(ctx, system.Config{
 		DataDir: c.dataDir, NATSListen: c.natsListen, SMTPListen: c.smtpListen, UserListen: c.userListen,
 		BrokerURL: c.brokerURL, RegistryURL: c.registryURL, DatabaseURL: c.databaseURL,
