@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -105,6 +106,22 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'")
 	w.Header().Set("Referrer-Policy", "no-referrer")
+	w.Header().Set("X-Frame-Options", "DENY")
+	if r.Method == http.MethodPost {
+		// Changes come only from the console's own page: JSON (which a
+		// cross-site form cannot send without a CORS preflight the console
+		// never answers), from the same origin when the browser says.
+		if mt, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";"); strings.TrimSpace(mt) != "application/json" {
+			fail(w, http.StatusUnsupportedMediaType, "invalid_argument", "send application/json")
+			return
+		}
+		if o := r.Header.Get("Origin"); o != "" {
+			if u, err := url.Parse(o); err != nil || u.Host != r.Host {
+				fail(w, http.StatusForbidden, "permission_denied", "cross-origin request refused")
+				return
+			}
+		}
+	}
 	c.mux.ServeHTTP(w, r)
 }
 

@@ -61,6 +61,9 @@ func (e *env) call(t *testing.T, method, path, body string, out any) int {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if method == http.MethodPost {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -317,5 +320,53 @@ func TestHealth(t *testing.T) {
 func TestNewNeedsBroker(t *testing.T) {
 	if _, err := web.New(web.Config{}); err == nil {
 		t.Fatal("New without a broker succeeded")
+	}
+}
+
+// TestCrossSiteChangesRefused: a POST that is not JSON, or that comes from
+// another origin, changes nothing.
+func TestCrossSiteChangesRefused(t *testing.T) {
+	e := newConsole(t, web.Config{})
+	ctx := context.Background()
+	m := &broker.Message{ID: broker.NewID(), Topic: "t.a", Attempt: 1}
+	o, _ := broker.NewSubscribeOptions("t.a", func(context.Context, *broker.Message) error { return nil })
+	if err := e.b.Publish(ctx, "t.a.dlq", broker.NewDeadLetter(m, o, errors.New("x"))); err != nil {
+		t.Fatal(err)
+	}
+	body := `{"topic":"t.a.dlq","ids":["` + m.ID + `"]}`
+	for name, hdr := range map[string]map[string]string{
+		"form":         {"Content-Type": "text/plain"},
+		"other origin": {"Content-Type": "application/json", "Origin": "http://evil.example"},
+	} {
+		req, _ := http.NewRequest("POST", e.srv.URL+"/api/dlq/purge", strings.NewReader(body))
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode < 400 {
+			t.Errorf("%s: %s, want refused", name, res.Status)
+		}
+	}
+	var l struct {
+		DeadLetters []web.DeadLetter `json:"dead_letters"`
+	}
+	if e.call(t, "GET", "/api/dlq", "", &l); len(l.DeadLetters) != 1 {
+		t.Fatalf("dead letters after refused purges: %d, want 1", len(l.DeadLetters))
+	}
+	// The same origin is fine.
+	req, _ := http.NewRequest("POST", e.srv.URL+"/api/dlq/purge", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Origin", e.srv.URL)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("same-origin purge: %s", res.Status)
 	}
 }
