@@ -54,7 +54,13 @@ type Decision struct {
 // shutting down) is retried at once, never dead-lettered: shutting down is
 // not the message's fault.
 func Process(ctx context.Context, h Handler, m *Message, o *SubscribeOptions) Decision {
-	err := call(ctx, h, m)
+	return Decide(ctx, m, o, call(ctx, h, m))
+}
+
+// Decide is the rule [Process] applies once the handler of m returned err:
+// exported so that code observing deliveries (metrics, tracing) classifies
+// them by the contract's own rule rather than a copy of it.
+func Decide(ctx context.Context, m *Message, o *SubscribeOptions, err error) Decision {
 	switch {
 	case err == nil:
 		return Decision{Action: Ack}

@@ -106,17 +106,7 @@ func (m *Metrics) Handler(o *broker.SubscribeOptions, h broker.Handler) broker.H
 }
 
 // Outcome is what [broker.Process] decides for a delivery of m under o whose
-// handler returned err: ack, retry, or dead-letter.
+// handler returned err: ack, retry, or dead-letter ([broker.Decide]).
 func Outcome(ctx context.Context, m *broker.Message, o *broker.SubscribeOptions, err error) broker.Action {
-	switch {
-	case err == nil:
-		return broker.Ack
-	case ctx.Err() != nil && !broker.IsPermanent(err):
-		return broker.Retry
-	case broker.IsPermanent(err):
-		return broker.DeadLetter
-	case m.Attempt >= o.MaxAttempts:
-		return broker.DeadLetter
-	}
-	return broker.Retry
+	return broker.Decide(ctx, m, o, err).Action
 }
