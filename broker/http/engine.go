@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -68,7 +69,8 @@ type engine struct {
 	quit      chan struct{}
 	crash     bool
 	prepared  chan prepared // gatherer → committer
-	gathered  chan struct{} // closed when the gatherer has stopped
+	gathered  chan struct{} // closed when every gatherer has stopped
+	gatherers sync.WaitGroup
 	committed chan struct{} // closed when the committer has stopped
 }
 
@@ -111,7 +113,10 @@ func startEngine(b *Broker) (*engine, error) {
 		}
 	}
 	b.stats.spooled.Store(int64(n))
-	go e.gatherLoop()
+	for range gatherers {
+		e.gatherers.Go(e.gatherLoop)
+	}
+	go func() { e.gatherers.Wait(); close(e.gathered) }()
 	go e.commitLoop()
 	return e, nil
 }
@@ -198,9 +203,13 @@ type prepared struct {
 // errRestarting fails the publishes a simulated crash interrupts.
 var errRestarting = errors.New("spool restarting")
 
+// gatherers is how many rounds may be looked up at once: while one waits
+// for the registry, the publishes that arrive meanwhile start their own
+// lookup instead of waiting for the next round.
+const gatherers = 4
+
 // gatherLoop gathers publishes into rounds until the engine stops.
 func (e *engine) gatherLoop() {
-	defer close(e.gathered)
 	for {
 		var round []*op
 		select {
@@ -245,14 +254,45 @@ func (e *engine) prepare(round []*op) prepared {
 	return p
 }
 
-// commitLoop commits the gatherer's rounds, and the acknowledgements and
+// merge adds to p the other rounds ready now, so they share a commit.
+func (e *engine) merge(p prepared) prepared {
+	for len(p.ops) < maxRound {
+		select {
+		case q := <-e.prepared:
+			p.ops = append(p.ops, q.ops...)
+			// Each round's lookup began after its own publishes; the union
+			// of the two target sets covers both rounds. (A broadcast
+			// subscription one lookup no longer saw gets a target that is
+			// dropped as soon as its absence is confirmed.)
+			for topic, keys := range q.routes {
+				old, ok := p.routes[topic]
+				if !ok {
+					p.routes[topic], p.blind[topic] = keys, q.blind[topic]
+					continue
+				}
+				for _, k := range keys {
+					if !slices.Contains(old, k) {
+						old = append(old, k)
+					}
+				}
+				p.routes[topic] = old
+				p.blind[topic] = p.blind[topic] && q.blind[topic]
+			}
+		default:
+			return p
+		}
+	}
+	return p
+}
+
+// commitLoop commits the gatherers' rounds, and the acknowledgements and
 // retries, until the engine stops.
 func (e *engine) commitLoop() {
 	defer close(e.committed)
 	for {
 		select {
 		case p := <-e.prepared:
-			e.commit(p, e.takeLater())
+			e.commit(e.merge(p), e.takeLater())
 		case <-e.kick:
 			// Only acknowledgements and retries: they need not be on disk
 			// at once (losing them in a crash means duplicates, not loss),
@@ -263,7 +303,7 @@ func (e *engine) commitLoop() {
 				select {
 				case p := <-e.prepared:
 					t.Stop()
-					e.commit(p, e.takeLater())
+					e.commit(e.merge(p), e.takeLater())
 					continue
 				case <-t.C:
 				case <-e.quit: // committed below; the loop then sees quit
