@@ -168,12 +168,6 @@ func (p *progress) set(n int) {
 	}
 }
 
-func (p *progress) add(n int) {
-	if p.bar != nil {
-		_ = p.bar.Add(n)
-	}
-}
-
 func (p *progress) finish() {
 	if p.bar != nil {
 		_ = p.bar.Finish()

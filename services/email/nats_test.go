@@ -66,7 +66,7 @@ func TestOnNATSJetStream(t *testing.T) {
 	bad.Email = "bounce@example.com"
 	bm := e.publish(bad)
 
-	mails := e.waitMails(n)
+	e.waitMails(n)
 	select {
 	case d := <-dlq:
 		if d.ID != bm.ID || !strings.Contains(d.Header.Get(broker.HeaderDeadLetterReason), "550") {
@@ -76,7 +76,8 @@ func TestOnNATSJetStream(t *testing.T) {
 		t.Fatal("rejected event not dead-lettered")
 	}
 	waitFor(t, "the duplicate handled", func() bool { return len(e.b.outcomes(first.ID)) >= 2 })
-	if mails = e.mails(); len(mails) != n {
+	mails := e.mails()
+	if len(mails) != n {
 		t.Fatalf("%d mails, want %d (one per event, the duplicate dropped)", len(mails), n)
 	}
 	seen := map[string]bool{}
