@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/herald-dev/herald/broker"
 	natsbroker "github.com/herald-dev/herald/broker/nats"
@@ -239,8 +240,8 @@ func TestDLQPoisonReplayPurge(t *testing.T) {
 	}
 }
 
-func TestDLQWithoutCapability(t *testing.T) {
-	// mem:// can browse; a scheme this binary does not know fails clearly.
+func TestDLQBrokerAndTopicFlags(t *testing.T) {
+	// mem:// can browse (an empty bus); an unknown scheme and a bad topic fail.
 	out, err := runCLI(t, "dlq", "list", "--broker", "mem://")
 	if err != nil || !strings.Contains(out, "no dead letters") {
 		t.Fatalf("dlq list on mem://: %v\n%s", err, out)
@@ -250,5 +251,25 @@ func TestDLQWithoutCapability(t *testing.T) {
 	}
 	if _, err := runCLI(t, "dlq", "list", "--broker", "mem://", "--topic", "bad topic"); err == nil || !strings.Contains(err.Error(), "--topic") {
 		t.Fatalf("bad topic: %v", err)
+	}
+}
+
+// TestDLQBackendWithoutBrowser runs `herald dlq list` against a backend
+// that cannot browse a topic (Kafka, on an in-process kfake cluster): a
+// clear error naming the capability and the way out.
+func TestDLQBackendWithoutBrowser(t *testing.T) {
+	k, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(k.Close)
+	_, err = runCLI(t, "dlq", "list", "--broker", "kafka://"+k.ListenAddrs()[0])
+	if err == nil {
+		t.Fatal("dlq list on kafka:// succeeded")
+	}
+	for _, want := range []string{"kafka:// backend cannot browse dead letters", "broker.DeadLetterBrowser", "subscribe to user.registered.dlq"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
 	}
 }
