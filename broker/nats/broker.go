@@ -45,7 +45,7 @@ type Broker struct {
 //
 // Options: [WithConn], [WithNATSOptions], [WithPrefix], [WithMemoryStorage],
 // [WithMaxAge], [WithDuplicateWindow], [WithMaxPending],
-// [WithPublishTimeout], [WithLogger].
+// [WithPublishTimeout], [WithPrefetch], [WithLogger].
 func New(ctx context.Context, url string, opts ...Option) (*Broker, error) {
 	cfg := defaults()
 	for _, opt := range opts {

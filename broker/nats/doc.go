@@ -54,15 +54,15 @@
 //     The consumer's MaxDeliver is MaxAttempts plus 10, a safety net for
 //     deliveries that never reach a decision.
 //   - A subscriber runs up to [broker.Concurrency] handlers at once and
-//     pulls only as many messages as it has handlers free (pulls overlap, so
-//     handlers do not wait for a round trip): no message waits in the client
-//     for a handler while its AckWait runs. While a handler runs, the broker
-//     sends JetStream "in progress" every quarter of the AckWait; a message
-//     is redelivered only when its subscriber stopped answering for an
-//     AckWait. Acknowledgements leave in groups, within half a millisecond.
-//     (nats.go's Consume is not used: it prefetches beyond the free
-//     handlers, and with a batch of one or two it can stop pulling until its
-//     heartbeat times out.)
+//     pulls for its free handlers plus a prefetch (see [WithPrefetch]);
+//     pulls overlap, so handlers do not wait for a round trip. While a
+//     handler runs, or a prefetched message waits for one, the broker sends
+//     JetStream "in progress" every quarter of the AckWait: a message is
+//     redelivered only when its subscriber stopped answering for an AckWait.
+//     Acknowledgements leave in groups, within half a millisecond. (nats.go's
+//     Consume is not used: what it prefetches is out of reach of such
+//     heartbeats, and with a batch of one or two it can stop pulling until
+//     its heartbeat times out.)
 //   - Headers travel as NATS headers, byte for byte: names NATS would refuse
 //     or interpret (Nats-*), and values it would alter (surrounding spaces,
 //     CR, LF), are carried escaped in a reserved header.

@@ -39,6 +39,7 @@ func (w *worker) set(m jetstream.Msg) {
 func (s *subscription) work(w *worker) {
 	defer s.workers.Done()
 	for m := range s.jobs {
+		s.queued.remove(m)
 		if s.stopped.Load() {
 			s.giveBack(m)
 		} else {
@@ -49,12 +50,14 @@ func (s *subscription) work(w *worker) {
 }
 
 // heartbeats tells JetStream that the messages whose handler has been
-// running for a while are still in progress, so that a handler longer than
-// the AckWait does not have its message redelivered under it. It runs
-// until the workers are done.
+// running for a while, or that have been waiting for a handler for a while,
+// are still in progress, so that a handler longer than the AckWait does not
+// have its message (or the ones queued behind it) redelivered. It runs until
+// the workers are done.
 func (s *subscription) heartbeats(workers []*worker) {
 	t := time.NewTimer(time.Duration(s.heartbeat.Load()))
 	defer t.Stop()
+	var beat []jetstream.Msg
 	for {
 		select {
 		case <-s.idle:
@@ -62,13 +65,18 @@ func (s *subscription) heartbeats(workers []*worker) {
 		case <-t.C:
 		}
 		every := time.Duration(s.heartbeat.Load())
+		beat = s.queued.waiting(beat[:0], every)
 		for _, w := range workers {
 			w.mu.Lock()
 			m, since := w.msg, time.Since(w.start)
 			w.mu.Unlock()
 			if m != nil && since >= every {
-				_ = m.InProgress() // best effort: a lost one costs a redelivery, not a message
+				beat = append(beat, m)
 			}
+		}
+		for i, m := range beat {
+			_ = m.InProgress() // best effort: a lost one costs a redelivery, not a message
+			beat[i] = nil
 		}
 		t.Reset(every)
 	}

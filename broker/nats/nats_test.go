@@ -542,3 +542,54 @@ func TestOpenURLServer(t *testing.T) {
 		t.Error("stream other~x missing")
 	}
 }
+
+func TestPrefetchedMessageKeptAlive(t *testing.T) {
+	srv := startServer(t)
+	a, b := open(t, srv), open(t, srv)
+	type delivery struct {
+		member string
+		id     string
+		att    int
+	}
+	got := make(chan delivery, 8)
+	slow := func(member string) broker.Handler {
+		return func(ctx context.Context, m *broker.Message) error {
+			got <- delivery{member, m.ID, m.Attempt}
+			if m.ID == "first" {
+				select { // a handler three AckWaits long, with "second" prefetched behind it
+				case <-time.After(3 * time.Second):
+				case <-ctx.Done():
+				}
+			}
+			return nil
+		}
+	}
+	publish(t, a, "pf", &broker.Message{ID: "first"})
+	publish(t, a, "pf", &broker.Message{ID: "second"})
+	subscribe(t, a, "pf", slow("a"), broker.Queue("g"), broker.AckWait(time.Second))
+	first := <-got
+	if first.id != "first" {
+		t.Fatalf("first delivery %+v", first)
+	}
+	// A second member joins: it must not get a message the first one holds.
+	subscribe(t, b, "pf", slow("b"), broker.Queue("g"), broker.AckWait(time.Second))
+	seen := map[string]int{}
+	deadline := time.After(10 * time.Second)
+	for len(seen) < 2 || seen["second"] == 0 {
+		select {
+		case d := <-got:
+			seen[d.id]++
+			if d.att != 1 {
+				t.Errorf("%s delivered to %s with attempt %d: redelivered while held", d.id, d.member, d.att)
+			}
+		case <-deadline:
+			t.Fatalf("deliveries %v", seen)
+		}
+		seen["first"] = 1
+	}
+	select {
+	case d := <-got:
+		t.Errorf("extra delivery %+v", d)
+	case <-time.After(1500 * time.Millisecond):
+	}
+}

@@ -25,6 +25,9 @@ const (
 	// DefaultPublishTimeout bounds a Publish, PublishBatch or dead-letter
 	// publish whose context has no deadline, retries included.
 	DefaultPublishTimeout = 30 * time.Second
+	// DefaultPrefetch is the least a subscription prefetches (see
+	// [WithPrefetch]); one with a higher Concurrency prefetches that many.
+	DefaultPrefetch = 32
 )
 
 type config struct {
@@ -36,6 +39,7 @@ type config struct {
 	dupWindow      time.Duration
 	maxPending     int
 	publishTimeout time.Duration
+	prefetch       int // -1: max(DefaultPrefetch, each subscription's Concurrency)
 	logger         *slog.Logger
 	embedded       *natsserver.Server // started by OpenURL("nats://"), stopped by Close
 }
@@ -48,6 +52,7 @@ func defaults() config {
 		dupWindow:      DefaultDuplicateWindow,
 		maxPending:     DefaultMaxPending,
 		publishTimeout: DefaultPublishTimeout,
+		prefetch:       -1,
 		logger:         slog.New(slog.DiscardHandler),
 	}
 }
@@ -151,6 +156,28 @@ func WithPublishTimeout(d time.Duration) Option {
 			return invalidOption("publish timeout must be > 0, not %v", d)
 		}
 		c.publishTimeout = d
+		return nil
+	}
+}
+
+// WithPrefetch sets how many messages a subscription pulls ahead of its
+// free handlers, so that the next ones are there when a handler finishes
+// (no round trip to the server between two messages, and pulls large
+// enough to be cheap). A message waiting for a handler is reported in
+// progress to JetStream like one being handled, so its AckWait does not run
+// out while it waits; when the subscription stops, the waiting messages go
+// back to JetStream at once (their next delivery counts one attempt more).
+// By default a subscription prefetches [DefaultPrefetch] messages, or its
+// [broker.Concurrency] if that is higher; 0 pulls only for free handlers,
+// which at Concurrency 1 is one pull, and several system calls, per message.
+// Each subscription holds at most Concurrency + prefetch messages in
+// memory.
+func WithPrefetch(n int) Option {
+	return func(c *config) error {
+		if n < 0 {
+			return invalidOption("prefetch must be >= 0, not %d", n)
+		}
+		c.prefetch = n
 		return nil
 	}
 }

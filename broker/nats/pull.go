@@ -7,11 +7,13 @@ import (
 	"time"
 
 	"github.com/herald-dev/herald/broker"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// credit counts a subscription's free handler slots: the pull loop takes
-// them to size its pulls, the workers give them back as handlers finish.
+// credit counts a subscription's free places (handlers and prefetch): the
+// pull loop takes them to size its pulls, the workers give them back as
+// handlers finish.
 type credit struct {
 	mu   sync.Mutex
 	free int
@@ -55,34 +57,26 @@ func (c *credit) give(n int) {
 	}
 }
 
-// pull is the subscription's pull loop. Free handler slots are its credit:
-// a pull asks for as many messages as it took slots, so every message it
-// receives has a handler ready and none waits in the client while its
-// AckWait runs. The loop waits for a batch of free slots (half the
-// Concurrency, at least one), pulls for them and every other free slot, and
-// goes on waiting for the next batch while that pull is served, so that
-// pulls overlap and handlers do not wait for a round trip. A failed pull is
-// retried with backoff and a lost consumer recreated; when the connection
-// comes back from a disconnection the pulls in flight are abandoned (the
-// server may have lost them) and new ones sent.
+// pull is the subscription's pull loop. Free places are its credit, one per
+// handler plus the prefetch (see [WithPrefetch]): a pull asks for as many
+// messages as it took places, so the client never holds more than that.
+// Once half the places are free (at least one), it pulls for all the free
+// ones and queues the messages for the workers as they arrive. One pull is
+// out at a time: the server spreads messages across the pulls it holds, so
+// two at once would deliver out of order; the prefetch keeps the workers
+// busy meanwhile. A failed pull is retried with backoff and a lost
+// consumer recreated; when the connection comes back from a disconnection
+// the pull out is abandoned (the server may have lost it) and a new one sent.
 func (s *subscription) pull() {
 	defer close(s.done)
 	defer s.b.nc.RemoveStatusListener(s.status)
-	var fetches sync.WaitGroup
-	defer fetches.Wait()
-	// gen is the context of the pulls sent since the last reconnection.
-	var gen struct {
-		ctx    context.Context
-		cancel context.CancelFunc
-	}
-	gen.ctx, gen.cancel = context.WithCancel(s.life)
-	defer func() { gen.cancel() }()
-	reconnected := func() {
-		gen.cancel()
-		gen.ctx, gen.cancel = context.WithCancel(s.life)
-	}
 	status := s.status
-	batch := max(1, s.opts.Concurrency/2)
+	reconnected := func(ok bool) {
+		if !ok {
+			status = nil // the listener was removed: the broker is closing
+		}
+	}
+	batch := max(1, cap(s.jobs)/2)
 	for {
 		select {
 		case err := <-s.failed:
@@ -90,12 +84,8 @@ func (s *subscription) pull() {
 				return
 			}
 			continue
-		case _, ok := <-status:
-			if !ok {
-				status = nil
-			} else {
-				reconnected()
-			}
+		case _, ok := <-status: // nothing is out: nothing to abandon
+			reconnected(ok)
 			continue
 		default:
 		}
@@ -110,11 +100,7 @@ func (s *subscription) pull() {
 					return
 				}
 			case _, ok := <-status:
-				if !ok {
-					status = nil
-				} else {
-					reconnected()
-				}
+				reconnected(ok)
 			}
 			continue
 		}
@@ -124,21 +110,60 @@ func (s *subscription) pull() {
 			return
 		default:
 		}
-		cons, ctx := s.cons, gen.ctx
-		fetches.Go(func() {
-			dispatched, err := s.fetch(ctx, cons, n)
-			s.credit.give(n - dispatched)
-			if err == nil {
-				s.fails.Store(0)
-				return
-			}
-			s.fails.Add(1)
-			select {
-			case s.failed <- err:
-			default: // the loop has one to handle already
-			}
-		})
+		queued, err := s.fetch(n, &status)
+		s.credit.give(n - queued)
+		if err == nil {
+			s.fails.Store(0)
+			continue
+		}
+		s.fails.Add(1)
+		if !s.pullFailed(err) {
+			return
+		}
 	}
+}
+
+// fetch sends one pull for n messages and queues them for the workers as
+// they arrive; it returns how many it queued. The pull ends when n arrived,
+// when it expires, when the connection comes back from a disconnection, or
+// when the subscription stops; messages received once it is stopping go
+// back to JetStream at once.
+func (s *subscription) fetch(n int, status *chan nats.Status) (int, error) {
+	ctx, cancel := context.WithTimeout(s.life, pullExpiry)
+	defer cancel()
+	batch, err := s.cons.Fetch(n, jetstream.FetchContext(ctx))
+	if err != nil {
+		return 0, err
+	}
+	queued := 0
+	msgs := batch.Messages()
+	for msgs != nil {
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				msgs = nil
+				break
+			}
+			if s.stopped.Load() {
+				s.giveBack(m)
+				continue
+			}
+			s.queued.add(m)
+			s.jobs <- m // never blocks: jobs holds every place, this pull took n free ones
+			queued++
+		case _, ok := <-*status:
+			if !ok {
+				*status = nil
+				break
+			}
+			cancel() // the messages already received still come out of msgs
+		}
+	}
+	err = batch.Error()
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		err = nil // expired, reconnected or stopping: not a failure
+	}
+	return queued, err
 }
 
 // pullFailed handles a failed pull: it restores the consumer if it may be
@@ -165,38 +190,41 @@ func (s *subscription) pullFailed(err error) bool {
 	}
 }
 
-// fetch pulls up to n messages from cons and queues them for the workers;
-// it returns how many it queued. The pull ends when n arrived, when it
-// expires, or when ctx ends (a reconnection, or the subscription stopping).
-// Messages received once the subscription is stopping go back to JetStream
-// at once.
-func (s *subscription) fetch(ctx context.Context, cons jetstream.Consumer, n int) (int, error) {
-	ctx, cancel := context.WithTimeout(ctx, pullExpiry)
-	defer cancel()
-	batch, err := cons.Fetch(n, jetstream.FetchContext(ctx))
-	if err != nil {
-		return 0, err
-	}
-	queued := 0
-	for m := range batch.Messages() {
-		if s.stopped.Load() {
-			s.giveBack(m)
-			continue
-		}
-		s.jobs <- m // never blocks: the queue holds Concurrency, this pull took n free slots
-		queued++
-	}
-	err = batch.Error()
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		err = nil // expired, reconnected or stopping: not a failure
-	}
-	return queued, err
-}
-
 // giveBack returns a message that was pulled but will not be handled to
 // JetStream, for another member or a later delivery.
 func (s *subscription) giveBack(m jetstream.Msg) {
 	if err := m.Nak(); err != nil {
 		s.opts.Logger.Debug("nats: nak on unsubscribe", "topic", s.opts.Topic, "err", err)
 	}
+}
+
+// queue remembers since when each pulled message has been waiting for a
+// worker, so that the heartbeats cover it (see [WithPrefetch]).
+type queue struct {
+	mu sync.Mutex
+	at map[jetstream.Msg]time.Time
+}
+
+func (q *queue) add(m jetstream.Msg) {
+	q.mu.Lock()
+	q.at[m] = time.Now()
+	q.mu.Unlock()
+}
+
+func (q *queue) remove(m jetstream.Msg) {
+	q.mu.Lock()
+	delete(q.at, m)
+	q.mu.Unlock()
+}
+
+// waiting appends to ms the messages that have waited at least d.
+func (q *queue) waiting(ms []jetstream.Msg, d time.Duration) []jetstream.Msg {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for m, t := range q.at {
+		if time.Since(t) >= d {
+			ms = append(ms, m)
+		}
+	}
+	return ms
 }

@@ -46,11 +46,11 @@ const (
 // ephemeral consumer of its own with DeliverNew.
 //
 // Up to [broker.Concurrency] handlers run at once, on that many
-// goroutines, and the subscriber pulls as many messages as it has handlers
-// free, so a message never waits in the client for a handler. While a
-// handler runs, the broker tells JetStream it is in progress every quarter of
-// the AckWait, so only a subscriber that stopped answering has its messages
-// redelivered. ctx bounds the set-up only.
+// goroutines, and the subscriber pulls for its free handlers plus a
+// prefetch (see [WithPrefetch]). While a handler runs, or a prefetched
+// message waits for one, the broker tells JetStream it is in progress every
+// quarter of the AckWait, so only a subscriber that stopped answering has
+// its messages redelivered. ctx bounds the set-up only.
 func (b *Broker) Subscribe(ctx context.Context, topic string, h broker.Handler, opts ...broker.SubscribeOption) (broker.Subscription, error) {
 	o, err := broker.NewSubscribeOptions(topic, h, opts...)
 	if err != nil {
@@ -107,8 +107,9 @@ type subscription struct {
 	subject string
 	name    string // the consumer: the group, or a random name for a broadcast subscriber
 
-	credit   *credit            // free handler slots
-	jobs     chan jetstream.Msg // pulled messages for the workers; capacity Concurrency
+	credit   *credit            // free places: handlers plus prefetch
+	jobs     chan jetstream.Msg // pulled messages for the workers; capacity Concurrency + prefetch
+	queued   queue              // the messages in jobs, for the heartbeats
 	stopping chan struct{}      // closed by Unsubscribe
 	stopped  atomic.Bool        // set by Unsubscribe, before stopping is closed
 	life     context.Context    // the pull loop's context, cancelled with stopping
@@ -133,6 +134,10 @@ type subscription struct {
 }
 
 func newSubscription(b *Broker, h broker.Handler, o *broker.SubscribeOptions) *subscription {
+	prefetch := b.cfg.prefetch
+	if prefetch < 0 {
+		prefetch = max(DefaultPrefetch, o.Concurrency)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	life, stopLife := context.WithCancel(context.Background())
 	s := &subscription{
@@ -144,8 +149,9 @@ func newSubscription(b *Broker, h broker.Handler, o *broker.SubscribeOptions) *s
 		stream:   streamName(b.cfg.prefix, o.Topic),
 		subject:  subject(b.cfg.prefix, o.Topic),
 		name:     o.Queue,
-		credit:   newCredit(o.Concurrency),
-		jobs:     make(chan jetstream.Msg, o.Concurrency),
+		credit:   newCredit(o.Concurrency + prefetch),
+		jobs:     make(chan jetstream.Msg, o.Concurrency+prefetch),
+		queued:   queue{at: map[jetstream.Msg]time.Time{}},
 		stopping: make(chan struct{}),
 		ctx:      ctx,
 		cancel:   cancel,
