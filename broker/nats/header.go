@@ -116,6 +116,33 @@ func decodeHeader(nh nats.Header) (id string, h broker.Header) {
 	return id, h
 }
 
+// wireSize is how many bytes m takes on the wire under the deduplication ID
+// msgID: its body and the headers encodeHeader would give it, counted
+// without building them.
+func wireSize(m *broker.Message, msgID string) int {
+	escaped := func(k, v string) int {
+		return len(headerEscaped) + base64.RawURLEncoding.EncodedLen(len(k)) + 1 + base64.RawURLEncoding.EncodedLen(len(v)) + 4
+	}
+	n := len("NATS/1.0\r\n\r\n") + len(m.Body)
+	for k, v := range m.Header {
+		switch {
+		case k == broker.HeaderID || k == broker.HeaderPublishedAt:
+		case safeName(k) && safeValue(v):
+			n += len(k) + len(v) + 4
+		default:
+			n += escaped(k, v)
+		}
+	}
+	if msgID != m.ID {
+		if safeValue(m.ID) {
+			n += len(broker.HeaderID) + len(m.ID) + 4
+		} else {
+			n += escaped(broker.HeaderID, m.ID)
+		}
+	}
+	return n + len(jetstream.MsgIDHeader) + len(msgID) + 4
+}
+
 // headerSize is how many bytes h takes on the wire, as nats.go writes it.
 func headerSize(h nats.Header) int {
 	n := len("NATS/1.0\r\n\r\n")

@@ -70,56 +70,76 @@ func (b *Broker) PublishBatch(ctx context.Context, topic string, ms []*broker.Me
 	if b.isClosed() {
 		return fmt.Errorf("nats: publish %q: %w", topic, broker.ErrClosed)
 	}
-	// nats.go keeps a message until its PubAck to send it again if need
-	// be, possibly after PublishBatch returned on a cancelled context: the
-	// bodies are copied, into one allocation, so that the caller's are
-	// never read once PublishBatch returns.
-	size := 0
-	for _, m := range ms {
-		size += len(m.Body)
-	}
-	arena := make([]byte, 0, size)
-	msgs := make([]*nats.Msg, len(ms))
-	subj := subject(b.cfg.prefix, topic)
+	// Check every message before sending any, so that a message too large
+	// fails the batch as a whole.
+	maxSize, size := b.nc.MaxPayload(), 0
 	for i, m := range ms {
 		if m.ID == "" {
 			m.ID = broker.NewID()
 		}
-		msg, err := b.natsMsg(subj, m)
-		if err != nil {
-			return fmt.Errorf("nats: publish %q: message %d: %w", topic, i, err)
+		if n := wireSize(m, dedupeID(m)); maxSize > 0 && int64(n) > maxSize {
+			return fmt.Errorf("nats: publish %q: message %d: %w: %d bytes of body and headers, the server takes %d", topic, i, broker.ErrTooLarge, n, maxSize)
 		}
+		size += len(m.Body)
+	}
+	// nats.go keeps a message until its PubAck to send it again if need
+	// be, possibly after PublishBatch returned on a cancelled context: the
+	// bodies are copied, into one allocation, so that the caller's are
+	// never read once PublishBatch returns. The NATS messages are built
+	// one by one as they are sent, so that building overlaps sending.
+	arena := make([]byte, 0, size)
+	subj := subject(b.cfg.prefix, topic)
+	build := func(m *broker.Message) *nats.Msg {
 		start := len(arena)
 		arena = append(arena, m.Body...)
-		msg.Data = arena[start:len(arena):len(arena)]
-		msgs[i] = msg
+		return &nats.Msg{Subject: subj, Header: encodeHeader(m, dedupeID(m)), Data: arena[start:len(arena):len(arena)]}
 	}
 	ctx, cancel := b.publishContext(ctx)
 	defer cancel()
-	pending := msgs
+	batch := &outgoing{ms: ms, build: build, msgs: make([]*nats.Msg, len(ms))}
+	pending := make([]int, len(ms))
+	for i := range pending {
+		pending[i] = i
+	}
 	err := b.retry(ctx, topic, func(ctx context.Context) error {
-		failed, err := b.publishAsync(ctx, pending)
+		failed, err := b.publishAsync(ctx, batch, pending)
 		pending = failed
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("nats: publish %q: %d of %d messages not confirmed: %w", topic, len(pending), len(msgs), err)
+		return fmt.Errorf("nats: publish %q: %d of %d messages not confirmed: %w", topic, len(pending), len(ms), err)
 	}
 	return nil
 }
 
-// publishAsync publishes msgs asynchronously and waits for their PubAcks.
-// It returns the messages not confirmed and the first error of a passing
-// kind, or, if any failed for good, the errors of those joined.
-func (b *Broker) publishAsync(ctx context.Context, msgs []*nats.Msg) ([]*nats.Msg, error) {
-	futures := make([]jetstream.PubAckFuture, len(msgs))
+// outgoing is a batch being published: its messages, and their NATS
+// messages once built.
+type outgoing struct {
+	ms    []*broker.Message
+	msgs  []*nats.Msg
+	build func(*broker.Message) *nats.Msg
+}
+
+func (o *outgoing) msg(i int) *nats.Msg {
+	if o.msgs[i] == nil {
+		o.msgs[i] = o.build(o.ms[i])
+	}
+	return o.msgs[i]
+}
+
+// publishAsync publishes the messages of o at indexes idx asynchronously
+// and waits for their PubAcks. It returns the indexes not confirmed and the
+// first error of a passing kind, or, if any failed for good, the errors of
+// those joined.
+func (b *Broker) publishAsync(ctx context.Context, o *outgoing, idx []int) ([]int, error) {
+	futures := make([]jetstream.PubAckFuture, len(idx))
 	var (
-		failed    []*nats.Msg
+		failed    []int
 		transient error
 		permanent []error
 	)
-	fail := func(msg *nats.Msg, err error) {
-		failed = append(failed, msg)
+	fail := func(i int, err error) {
+		failed = append(failed, i)
 		if retryable(err) {
 			if transient == nil {
 				transient = err
@@ -128,34 +148,34 @@ func (b *Broker) publishAsync(ctx context.Context, msgs []*nats.Msg) ([]*nats.Ms
 		}
 		permanent = append(permanent, err)
 	}
-	for i, msg := range msgs {
+	for k, i := range idx {
 		for {
-			f, err := b.js.PublishMsgAsync(msg)
+			f, err := b.js.PublishMsgAsync(o.msg(i))
 			if errors.Is(err, jetstream.ErrTooManyStalledMsgs) && ctx.Err() == nil {
 				continue // max pending reached and no ack for a while: wait more
 			}
 			if err != nil {
 				if ctx.Err() != nil {
-					return append(failed, msgs[i:]...), ctx.Err()
+					return append(failed, idx[k:]...), ctx.Err()
 				}
-				fail(msg, err)
+				fail(i, err)
 			}
-			futures[i] = f
+			futures[k] = f
 			break
 		}
 	}
-	for i, f := range futures {
+	for k, f := range futures {
 		if f == nil {
 			continue
 		}
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
-			fail(msgs[i], err)
+			fail(idx[k], err)
 		case <-ctx.Done():
-			for _, f := range futures[i:] {
-				if f != nil {
-					failed = append(failed, f.Msg())
+			for j := k; j < len(futures); j++ {
+				if futures[j] != nil {
+					failed = append(failed, idx[j])
 				}
 			}
 			return failed, ctx.Err()
@@ -251,11 +271,11 @@ func (b *Broker) publishContext(ctx context.Context) (context.Context, context.C
 // natsMsg returns the NATS message that carries m on subject, or an error
 // wrapping [broker.ErrTooLarge] when it exceeds the server's maximum payload.
 func (b *Broker) natsMsg(subj string, m *broker.Message) (*nats.Msg, error) {
-	h := encodeHeader(m, dedupeID(m))
+	msgID := dedupeID(m)
 	if max := b.nc.MaxPayload(); max > 0 {
-		if size := int64(len(m.Body) + headerSize(h)); size > max {
+		if size := int64(wireSize(m, msgID)); size > max {
 			return nil, fmt.Errorf("%w: %d bytes of body and headers, the server takes %d", broker.ErrTooLarge, size, max)
 		}
 	}
-	return &nats.Msg{Subject: subj, Header: h, Data: m.Body}, nil
+	return &nats.Msg{Subject: subj, Header: encodeHeader(m, msgID), Data: m.Body}, nil
 }
