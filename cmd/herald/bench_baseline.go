@@ -11,6 +11,7 @@ import (
 	"github.com/herald-dev/herald/internal/bench/amqpraw"
 	"github.com/herald-dev/herald/internal/bench/natsraw"
 	"github.com/herald-dev/herald/internal/bench/redisraw"
+	"github.com/herald-dev/herald/internal/system"
 )
 
 // rawBaseline returns the engine's own client run as the baseline of
@@ -29,9 +30,19 @@ func rawBaseline(scheme string) func(ctx context.Context, url string, messages, 
 }
 
 // benchTarget returns the URL to measure. "nats://" with no host starts an
-// embedded server for the run, so that Herald and the raw baseline share it.
+// embedded server for the run, so that Herald and the raw baseline share it;
+// "http://" gets a spool and a secret of the run's own.
 func benchTarget(_ context.Context, backend string) (string, func(), error) {
 	u, err := url.Parse(backend)
+	if err == nil && (u.Scheme == "http" || u.Scheme == "https") {
+		// A spool and, unless one is given, a secret of the run's own.
+		dir, err := os.MkdirTemp("", "herald-bench-http-")
+		if err != nil {
+			return "", nil, err
+		}
+		target, err := system.WithHTTPSecret(backend, dir)
+		return target, func() { os.RemoveAll(dir) }, err
+	}
 	if err != nil || u.Scheme != "nats" || u.Host != "" {
 		return backend, func() {}, nil
 	}

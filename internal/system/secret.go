@@ -12,11 +12,11 @@ import (
 	"strings"
 )
 
-// withHTTPSecret returns brokerURL with a secret_file for an HTTP broker
+// WithHTTPSecret returns brokerURL with a secret_file for an HTTP broker
 // that has no secret: a random one kept in dataDir (0600), made on first use,
 // so a one-process `herald up --broker http://` signs its deliveries without
 // set-up. A URL with a secret, or HERALD_BROKER_SECRET set, is left alone.
-func withHTTPSecret(brokerURL, dataDir string) (string, error) {
+func WithHTTPSecret(brokerURL, dataDir string) (string, error) {
 	u, err := url.Parse(brokerURL)
 	if err != nil {
 		return brokerURL, nil // the opener reports it

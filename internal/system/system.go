@@ -141,7 +141,7 @@ func Start(ctx context.Context, c Config) (s *System, err error) {
 	if s.RegistryURL == "" {
 		s.RegistryURL = "mem://"
 	}
-	if s.BrokerURL, err = withHTTPSecret(s.BrokerURL, c.DataDir); err != nil {
+	if s.BrokerURL, err = WithHTTPSecret(s.BrokerURL, c.DataDir); err != nil {
 		return s, err
 	}
 	if s.Broker, err = c.OpenBroker(ctx, s.BrokerURL); err != nil {
