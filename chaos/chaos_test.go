@@ -57,7 +57,7 @@ type system struct {
 	sink       *smtpsink.Sink
 }
 
-func startSystem(t *testing.T) *system {
+func startSystem(t *testing.T, userExtra ...string) *system {
 	t.Helper()
 	s := &system{t: t, dir: t.TempDir(), brokerAddr: freeAddr(t)}
 	sink, err := smtpsink.Start("127.0.0.1:0", filepath.Join(s.dir, "mailbox"))
@@ -68,9 +68,9 @@ func startSystem(t *testing.T) *system {
 	s.sink = sink
 	s.broker, s.brokerURL = startProc(t, "broker", brokerReady, "serve", "broker",
 		"--listen", s.brokerAddr, "--data-dir", filepath.Join(s.dir, "nats"), "--log-level", "warn")
-	s.user, s.userAddr = startProc(t, "user", userReady, "serve", "user",
-		"--listen", freeAddr(t), "--database", "sqlite://"+filepath.Join(s.dir, "users.db"),
-		"--broker", s.brokerURL, "--registry", "", "--bcrypt-cost", "4", "--create-rate", "0", "--log-level", "warn")
+	s.user, s.userAddr = startProc(t, "user", userReady, append([]string{"serve", "user",
+		"--listen", freeAddr(t), "--database", "sqlite://" + filepath.Join(s.dir, "users.db"),
+		"--broker", s.brokerURL, "--registry", "", "--bcrypt-cost", "4", "--create-rate", "0", "--log-level", "warn"}, userExtra...)...)
 	s.email, _ = startProc(t, "email", emailReady, s.emailArgs()...)
 	return s
 }
@@ -328,4 +328,38 @@ func TestEmailDownUserRestarted(t *testing.T) {
 	s.email.start(emailReady)
 	s.waitMails(registered, 2*time.Minute)
 	s.report("email-down-user-restarted", registered)
+}
+
+// TestUserKilledBetweenCommitAndPublish puts the user service exactly
+// between the database commit and the publish: it runs with its outbox
+// relay off (--relay=false), so every registration is committed with its
+// event in the outbox and none is published; then it is SIGKILLed and
+// started again on the same database with the relay on. The outbox
+// publishes every event after the restart, each once.
+func TestUserKilledBetweenCommitAndPublish(t *testing.T) {
+	const n = 100
+	s := startSystem(t, "--relay=false")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	registered := s.register(ctx, n, func(int) {})
+	if registered != n {
+		t.Fatalf("%d of %d registered", registered, n)
+	}
+	// Committed, not published: nothing reached the broker or the mailbox.
+	if p := s.published(); p != 0 {
+		t.Fatalf("%d events published with the relay off, want 0", p)
+	}
+	if total, _ := s.mails(); total != 0 {
+		t.Fatalf("%d mails with the relay off, want 0", total)
+	}
+	s.user.kill()
+	t.Logf("user service SIGKILLed with %d registrations committed and 0 published", registered)
+	for i, a := range s.user.args { // the same process, relay on
+		if a == "--relay=false" {
+			s.user.args[i] = "--relay=true"
+		}
+	}
+	s.user.start(userReady)
+	s.waitMails(registered, 2*time.Minute)
+	s.report("user-sigkill-after-commit", registered)
 }

@@ -22,6 +22,7 @@ func newServeUserCmd() *cobra.Command {
 		dbPassFile  string
 		createRate  float64
 		traces      traceFlags
+		relay       bool
 	)
 	cmd := &cobra.Command{
 		Use:   "user",
@@ -35,6 +36,10 @@ Secrets: put the database password in HERALD_DATABASE or in
 --database-password-file rather than on the command line; printed URLs are redacted.
 
 Create is rate-limited per client address (--create-rate, --create-burst).
+
+The outbox relay runs in the service unless --relay=false: then registrations are
+committed with their events into the outbox, and another replica with the relay
+on publishes them (several relays never publish a row twice at once).
 
 Stops gracefully on Ctrl-C or SIGTERM: it deregisters, finishes the requests in
 flight and publishes what they committed, within --grace.`,
@@ -57,6 +62,7 @@ flight and publishes what they committed, within --grace.`,
 				cfg.DatabaseURL = withPassword
 			}
 			cfg.CreateRate = createRate
+			cfg.NoRelay = !relay
 			if createRate == 0 {
 				cfg.CreateRate = -1 // off
 			}
@@ -94,8 +100,8 @@ flight and publishes what they committed, within --grace.`,
 			if err := srv.Start(ctx); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "user service (%s) listening on %s (metrics on /metrics)\n  database %s\n  broker   %s\n  registry %s\n",
-				user.ServiceName, srv.Addr(), redactURL(cfg.DatabaseURL), redactURL(brokerURL), orNone(redactURL(registryURL)))
+			fmt.Fprintf(cmd.OutOrStdout(), "user service (%s) listening on %s (metrics on /metrics)\n  database %s\n  broker   %s\n  registry %s\n  relay    %s\n",
+				user.ServiceName, srv.Addr(), redactURL(cfg.DatabaseURL), redactURL(brokerURL), orNone(redactURL(registryURL)), onOff(relay))
 			<-ctx.Done()
 			log.Info("user service shutting down")
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
@@ -115,6 +121,7 @@ flight and publishes what they committed, within --grace.`,
 	f.IntVar(&cfg.BcryptCost, "bcrypt-cost", user.DefaultBcryptCost, "bcrypt cost of password hashes (4 to 31)")
 	f.Int64Var(&cfg.MaxRequestBytes, "max-request-bytes", user.DefaultMaxRequestBytes, "largest request message accepted")
 	f.DurationVar(&grace, "grace", 10*time.Second, "how long a graceful shutdown may take")
+	f.BoolVar(&relay, "relay", true, "run the outbox relay that publishes the events; --relay=false leaves them in the outbox for another replica or a relay run elsewhere")
 	traces.add(f)
 	return cmd
 }
@@ -126,6 +133,13 @@ func closeWithin(d time.Duration, what string, closeFn func(context.Context) err
 	if err := closeFn(ctx); err != nil {
 		slog.Warn("close "+what, "err", err)
 	}
+}
+
+func onOff(on bool) string {
+	if on {
+		return "on"
+	}
+	return "off (--relay=false: events stay in the outbox for another relay)"
 }
 
 func orNone(s string) string {

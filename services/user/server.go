@@ -74,6 +74,11 @@ type Config struct {
 	CreateBurst int
 	// RelayOptions configure the outbox relay.
 	RelayOptions []outbox.Option
+	// NoRelay, when set, runs no outbox relay in this server: registrations
+	// are committed with their events into the outbox, and another process
+	// (a replica with the relay on, or a dedicated relay) publishes them.
+	// Several relays on one outbox never publish a row twice at once.
+	NoRelay bool
 	// Metrics, when set, receives the outbox backlog collector
 	// (herald_outbox_backlog{outbox="user"}) and is served on /metrics beside
 	// the API. Count the broker's traffic by passing a broker wrapped with
@@ -87,7 +92,7 @@ type Config struct {
 
 // Server runs the user service: the API on one port for Connect, gRPC and
 // gRPC-Web (HTTP/1.1 and HTTP/2 over cleartext), and the outbox relay that
-// publishes its events. Create one with [NewServer].
+// publishes its events (unless [Config.NoRelay]). Create one with [NewServer].
 type Server struct {
 	cfg Config
 	log *slog.Logger
@@ -236,13 +241,15 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		}
 	}(s.http, s.ln, s.served)
 
-	relayCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	s.stop = stop
-	s.relayRun = make(chan struct{})
-	go func(r *outbox.Relay, done chan struct{}) {
-		defer close(done)
-		r.Run(relayCtx)
-	}(s.relay, s.relayRun)
+	if !s.cfg.NoRelay {
+		relayCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		s.stop = stop
+		s.relayRun = make(chan struct{})
+		go func(r *outbox.Relay, done chan struct{}) {
+			defer close(done)
+			r.Run(relayCtx)
+		}(s.relay, s.relayRun)
+	}
 
 	if s.cfg.Registry != nil {
 		addr := s.cfg.Advertise
@@ -261,7 +268,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		s.inst = &inst
 	}
 	s.started = true
-	s.log.Info("user service listening", "addr", s.ln.Addr().String(), "database", db.Redact(s.cfg.DatabaseURL))
+	s.log.Info("user service listening", "addr", s.ln.Addr().String(), "database", db.Redact(s.cfg.DatabaseURL), "relay", !s.cfg.NoRelay)
 	return nil
 }
 
