@@ -9,6 +9,11 @@ type Broker interface {
 	// Publish sends m to topic. It returns nil only once the backend has
 	// durably accepted the message. If m.ID is empty, Publish sets it to a new
 	// time-sortable ID (see [NewID]). Publish does not keep m after it returns.
+	//
+	// IDs identify events: a backend may drop a message published with the
+	// ID of one it accepted recently as a duplicate (and return nil), even if
+	// the bodies differ. That is what makes re-publishing after a doubtful
+	// failure safe.
 	Publish(ctx context.Context, topic string, m *Message, opts ...PublishOption) error
 
 	// Subscribe starts delivering the messages of topic to h until the
@@ -17,8 +22,9 @@ type Broker interface {
 	Subscribe(ctx context.Context, topic string, h Handler, opts ...SubscribeOption) (Subscription, error)
 
 	// Close stops every subscription (stop fetching, let in-flight handlers
-	// finish, bounded by ctx) and releases the backend's resources. Calls
-	// after the first return nil.
+	// finish, bounded by ctx) and releases the backend's resources. When ctx
+	// ends first, it returns an error wrapping ctx.Err(). Calls after the
+	// first return nil.
 	Close(ctx context.Context) error
 }
 
@@ -37,8 +43,9 @@ type Subscription interface {
 	// Queue is the queue group joined, or "" for a broadcast subscriber.
 	Queue() string
 	// Unsubscribe stops fetching, waits for in-flight handlers (bounded by
-	// ctx) and leaves. A durable queue group keeps its messages for the
-	// members that join later. Calls after the first return nil.
+	// ctx: when it ends first, the error wraps ctx.Err()) and leaves. A
+	// durable queue group keeps its messages for the members that join
+	// later. Calls after the first return nil.
 	Unsubscribe(ctx context.Context) error
 }
 

@@ -23,7 +23,9 @@ const (
 	// HeaderReplayedAt marks a message replayed from a dead-letter topic
 	// (RFC 3339). It keeps its ID, so consumers that already handled it
 	// deduplicate it; backends whose engine drops a re-published ID within a
-	// window (JetStream's Nats-Msg-Id) must not let it swallow a replay.
+	// window (JetStream's Nats-Msg-Id) must not let it swallow a replay,
+	// nor a second dead letter of the same message (one with another
+	// HeaderDeadLetterTime, from another group).
 	HeaderReplayedAt = "herald-replayed-at"
 )
 

@@ -15,7 +15,8 @@ type Message struct {
 	// keep it. Publish sets it when empty (see [NewID]).
 	ID string
 	// Header carries metadata as text. Names are case-sensitive; names that
-	// start with "herald-" are reserved for Herald.
+	// start with "herald-" are reserved for Herald. On delivery Header may be
+	// nil when the message has none: read it with [Header.Get].
 	Header Header
 	// Body is the payload, opaque to the broker. It may be empty.
 	Body []byte

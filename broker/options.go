@@ -87,7 +87,9 @@ type SubscribeOptions struct {
 type SubscribeOption func(*SubscribeOptions) error
 
 // Queue joins the queue group name: each message goes to one member of the
-// group. Groups are durable where the backend persists.
+// group. Groups are durable where the backend persists. Members of one group
+// should use the same [AckWait] and [MaxAttempts]: engines that keep them per
+// group apply the last member's.
 func Queue(name string) SubscribeOption {
 	return func(o *SubscribeOptions) error {
 		if err := ValidateQueue(name); err != nil {
