@@ -25,6 +25,8 @@ type upConfig struct {
 	emailDatabase string
 	smtpURL       string
 	bcryptCost    int
+	createRate    float64
+	createBurst   int
 	grace         time.Duration
 	adminListen   string
 	traces        traceFlags
@@ -71,6 +73,8 @@ stays in --data-dir for the next run.`,
 	f.StringVar(&c.emailDatabase, "email-database", "", "sent-mail database URL (empty: sqlite://<data-dir>/email.db)")
 	f.StringVar(&c.smtpURL, "smtp", "", "SMTP server URL, smtp:// or smtps:// (empty: the embedded sink)")
 	f.IntVar(&c.bcryptCost, "bcrypt-cost", user.DefaultBcryptCost, "bcrypt cost of password hashes (4 to 31)")
+	f.Float64Var(&c.createRate, "create-rate", user.DefaultCreateRate, "registrations per second allowed per client address (0: no limit); calls over it wait up to 2s, then get ResourceExhausted")
+	f.IntVar(&c.createBurst, "create-burst", user.DefaultCreateBurst, "registrations one client address may make at once")
 	f.DurationVar(&c.grace, "grace", system.DefaultGrace, "how long shutting down may take")
 	c.traces.add(f)
 	f.StringVar(&c.adminListen, "admin-listen", "127.0.0.1:9090", "address of the web console and /metrics (empty: none)")
@@ -90,6 +94,7 @@ func runUp(cmd *cobra.Command, c upConfig) error {
 		DataDir: c.dataDir, NATSListen: c.natsListen, SMTPListen: c.smtpListen, UserListen: c.userListen,
 		BrokerURL: c.brokerURL, RegistryURL: c.registryURL, DatabaseURL: c.databaseURL,
 		EmailDatabaseURL: c.emailDatabase, SMTPURL: c.smtpURL, BcryptCost: c.bcryptCost,
+		CreateRate: upCreateRate(c.createRate), CreateBurst: c.createBurst,
 		OpenBroker: openBroker, OpenRegistry: openRegistry, Logger: slog.New(tracing.LogHandler(slog.Default().Handler())),
 		AdminListen: c.adminListen, TracerProvider: tp,
 	})
@@ -120,4 +125,13 @@ func runUp(cmd *cobra.Command, c upConfig) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.grace)
 	defer cancel()
 	return s.Stop(sctx)
+}
+
+// upCreateRate maps --create-rate to [system.Config.CreateRate]: 0 there
+// means the default, so the flag's "0: no limit" becomes negative.
+func upCreateRate(r float64) float64 {
+	if r == 0 {
+		return -1
+	}
+	return r
 }

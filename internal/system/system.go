@@ -54,6 +54,10 @@ type Config struct {
 	SMTPURL string
 	// BcryptCost is the cost of password hashes (0: the service default).
 	BcryptCost int
+	// CreateRate and CreateBurst limit Create per client address, as
+	// [user.Config] says (0: the defaults; a negative CreateRate: no limit).
+	CreateRate  float64
+	CreateBurst int
 	// EmailBackoff spaces the email service's redeliveries (zero: its
 	// default).
 	EmailBackoff broker.Backoff
@@ -202,6 +206,7 @@ func Start(ctx context.Context, c Config) (s *System, err error) {
 		Listen: c.UserListen, DatabaseURL: usersDB, BcryptCost: c.BcryptCost,
 		Broker: s.Broker, Registry: s.Registry, Logger: log.With("part", "user"),
 		Metrics: s.Metrics, TracerProvider: c.TracerProvider,
+		CreateRate: c.CreateRate, CreateBurst: c.CreateBurst,
 	})
 	if err != nil {
 		return s, err
