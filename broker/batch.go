@@ -50,3 +50,25 @@ func PublishBatch(ctx context.Context, b Broker, topic string, ms []*Message, op
 	wg.Wait()
 	return errors.Join(errs...)
 }
+
+// UnsubscribeAll unsubscribes subs concurrently, each bounded by ctx, and
+// returns their errors joined. Backends call it from Close, so that one slow
+// subscription's drain does not wait behind another's.
+func UnsubscribeAll[S Subscription](ctx context.Context, subs []S) error {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for _, s := range subs {
+		wg.Go(func() {
+			if err := s.Unsubscribe(ctx); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}

@@ -136,21 +136,7 @@ func (b *Broker) Close(ctx context.Context) error {
 	}
 	b.mu.Unlock()
 
-	var (
-		wg   sync.WaitGroup
-		emu  sync.Mutex
-		errs []error
-	)
-	for _, s := range subs {
-		wg.Go(func() {
-			if err := s.Unsubscribe(ctx); err != nil {
-				emu.Lock()
-				errs = append(errs, err)
-				emu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
+	errs := []error{broker.UnsubscribeAll(ctx, subs)}
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	if err := b.cl.Flush(fctx); err != nil {
 		b.cfg.logger.Warn("kafka: flush on close", "err", err)

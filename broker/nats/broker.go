@@ -158,21 +158,7 @@ func (b *Broker) Close(ctx context.Context) error {
 	}
 	b.mu.Unlock()
 
-	var (
-		wg   sync.WaitGroup
-		emu  sync.Mutex
-		errs []error
-	)
-	for _, s := range subs {
-		wg.Go(func() {
-			if err := s.Unsubscribe(ctx); err != nil {
-				emu.Lock()
-				errs = append(errs, err)
-				emu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
+	errs := []error{broker.UnsubscribeAll(ctx, subs)}
 	if b.nc.IsConnected() {
 		fctx, cancel := flushContext(ctx)
 		if err := b.nc.FlushWithContext(fctx); err != nil {

@@ -325,21 +325,7 @@ func (b *Broker) Close(ctx context.Context) error {
 	}
 	b.mu.Unlock()
 
-	var (
-		wg   sync.WaitGroup
-		emu  sync.Mutex
-		errs []error
-	)
-	for _, s := range subs {
-		wg.Go(func() {
-			if err := s.Unsubscribe(ctx); err != nil {
-				emu.Lock()
-				errs = append(errs, err)
-				emu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
+	errs := []error{broker.UnsubscribeAll(ctx, subs)}
 	b.sub.close()
 	b.pub.close()
 	if err := errors.Join(errs...); err != nil {

@@ -313,21 +313,7 @@ func (b *Broker) Close(ctx context.Context) error {
 	}
 	b.mu.Unlock()
 
-	var (
-		wg   sync.WaitGroup
-		emu  sync.Mutex
-		errs []error
-	)
-	for _, s := range subs {
-		wg.Go(func() {
-			if err := s.Unsubscribe(ctx); err != nil {
-				emu.Lock()
-				errs = append(errs, err)
-				emu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
+	errs := []error{broker.UnsubscribeAll(ctx, subs)}
 	b.closeClients()
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("redis: close: %w", err)
