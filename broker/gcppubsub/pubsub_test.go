@@ -12,6 +12,7 @@ import (
 	"github.com/herald-dev/herald/broker"
 	"github.com/herald-dev/herald/broker/brokertest"
 	"github.com/herald-dev/herald/broker/gcppubsub"
+	"github.com/herald-dev/herald/internal/testproxy"
 )
 
 const project = "herald-test"
@@ -57,12 +58,12 @@ func TestConformance(t *testing.T) {
 	// The clients reach pstest through a proxy: restarting it is an outage
 	// (every connection dropped, none accepted for a moment) after which
 	// pstest still has its state, as Pub/Sub, a managed service, would.
-	p := startProxy(t, srv.Addr)
-	brokertest.Run(t, func(t *testing.T) broker.Broker { return openAt(t, p.addr, "") }, brokertest.Features{
+	p := testproxy.Start(t, srv.Addr)
+	brokertest.Run(t, func(t *testing.T) broker.Broker { return openAt(t, p.Addr(), "") }, brokertest.Features{
 		Persistent: true,
 		// Without a Key, Pub/Sub does not order messages.
 		OrderedPerPublisher: false,
-		Restart:             p.restart,
+		Restart:             p.Restart,
 		Timeout:             15 * time.Second,
 	})
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/herald-dev/herald/broker"
 	"github.com/herald-dev/herald/broker/brokertest"
 	"github.com/herald-dev/herald/broker/sqs"
+	"github.com/herald-dev/herald/internal/testproxy"
 	"github.com/sivchari/kumo"
 )
 
@@ -88,8 +89,8 @@ func TestConformance(t *testing.T) {
 		// outage (every connection dropped, none accepted for a moment)
 		// after which kumo still has its state, as SQS, a managed service,
 		// would.
-		p := startProxy(t, strings.TrimPrefix(kumoServer(), "http://"))
-		raw, restart = "sqs://us-east-1?endpoint="+url.QueryEscape("http://"+p.addr), p.restart
+		p := testproxy.Start(t, strings.TrimPrefix(kumoServer(), "http://"))
+		raw, restart = "sqs://us-east-1?endpoint="+url.QueryEscape("http://"+p.Addr()), p.Restart
 	}
 	brokertest.Run(t, func(t *testing.T) broker.Broker { return openURL(t, raw, "") }, brokertest.Features{
 		Restart:    restart,

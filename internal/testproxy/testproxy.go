@@ -1,4 +1,8 @@
-package gcppubsub_test
+// Package testproxy is a TCP proxy for tests: put it in front of an
+// in-process emulator (pstest, kumo) and restart it to drop every connection
+// and refuse new ones for a moment, as a server restart or a network outage
+// would, while the emulator keeps its state.
+package testproxy
 
 import (
 	"io"
@@ -8,10 +12,8 @@ import (
 	"time"
 )
 
-// proxy is a TCP proxy in front of an in-process emulator. Restarting it
-// drops every connection and refuses new ones for a moment, as a server
-// restart or a network outage would, while the emulator keeps its state.
-type proxy struct {
+// Proxy forwards the connections it accepts to a target address.
+type Proxy struct {
 	target string
 	addr   string // fixed after the first listen
 
@@ -20,15 +22,17 @@ type proxy struct {
 	conns map[net.Conn]struct{}
 }
 
-func startProxy(t testing.TB, target string) *proxy {
+// Start listens on a free loopback port and forwards to target until the
+// test ends.
+func Start(t testing.TB, target string) *Proxy {
 	t.Helper()
-	p := &proxy{target: target, addr: "127.0.0.1:0", conns: map[net.Conn]struct{}{}}
+	p := &Proxy{target: target, addr: "127.0.0.1:0", conns: map[net.Conn]struct{}{}}
 	p.listen(t)
-	t.Cleanup(p.stop)
+	t.Cleanup(p.Stop)
 	return p
 }
 
-func (p *proxy) listen(t testing.TB) {
+func (p *Proxy) listen(t testing.TB) {
 	t.Helper()
 	var (
 		ln  net.Listener
@@ -49,7 +53,7 @@ func (p *proxy) listen(t testing.TB) {
 	go p.serve(ln)
 }
 
-func (p *proxy) serve(ln net.Listener) {
+func (p *Proxy) serve(ln net.Listener) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -68,7 +72,7 @@ func (p *proxy) serve(ln net.Listener) {
 	}
 }
 
-func (p *proxy) pipe(dst, src net.Conn) {
+func (p *Proxy) pipe(dst, src net.Conn) {
 	_, _ = io.Copy(dst, src)
 	dst.Close()
 	src.Close()
@@ -78,8 +82,15 @@ func (p *proxy) pipe(dst, src net.Conn) {
 	p.mu.Unlock()
 }
 
-// stop closes the listener and every connection.
-func (p *proxy) stop() {
+// Addr is the proxy's address, the same across restarts.
+func (p *Proxy) Addr() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.addr
+}
+
+// Stop closes the listener and every connection.
+func (p *Proxy) Stop() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.ln != nil {
@@ -90,11 +101,11 @@ func (p *proxy) stop() {
 	}
 }
 
-// restart drops everything and listens again on the same address after an
+// Restart drops everything and listens again on the same address after an
 // outage of about 200 ms.
-func (p *proxy) restart(t *testing.T) {
+func (p *Proxy) Restart(t *testing.T) {
 	t.Helper()
-	p.stop()
+	p.Stop()
 	<-time.After(200 * time.Millisecond)
 	p.listen(t)
 }
