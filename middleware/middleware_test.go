@@ -287,12 +287,13 @@ func TestDedupeConcurrentDeliveries(t *testing.T) {
 func TestDedupeExpiredClaimIsTakenOver(t *testing.T) {
 	dedupeStores(t, func(t *testing.T, s middleware.DedupeStore) {
 		ctx := context.Background()
-		if r, err := s.Claim(ctx, "k1", "dead-owner", time.Millisecond); err != nil || r != middleware.Claimed {
+		k1 := "k1-" + broker.NewID() // the SQL servers outlive a test run
+		if r, err := s.Claim(ctx, k1, "dead-owner", time.Millisecond); err != nil || r != middleware.Claimed {
 			t.Fatalf("claim: %v %v", r, err)
 		}
 		deadline := time.Now().Add(5 * time.Second)
 		for {
-			r, err := s.Claim(ctx, "k1", "new-owner", time.Minute)
+			r, err := s.Claim(ctx, k1, "new-owner", time.Minute)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -305,16 +306,16 @@ func TestDedupeExpiredClaimIsTakenOver(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 		// The dead owner's late completion must not count.
-		if err := s.Complete(ctx, "k1", "dead-owner"); err != nil {
+		if err := s.Complete(ctx, k1, "dead-owner"); err != nil {
 			t.Fatal(err)
 		}
-		if r, _ := s.Claim(ctx, "k1", "third", time.Minute); r != middleware.Busy {
+		if r, _ := s.Claim(ctx, k1, "third", time.Minute); r != middleware.Busy {
 			t.Fatalf("claim after stale complete: %v, want busy", r)
 		}
-		if err := s.Complete(ctx, "k1", "new-owner"); err != nil {
+		if err := s.Complete(ctx, k1, "new-owner"); err != nil {
 			t.Fatal(err)
 		}
-		if r, _ := s.Claim(ctx, "k1", "fourth", time.Minute); r != middleware.Done {
+		if r, _ := s.Claim(ctx, k1, "fourth", time.Minute); r != middleware.Done {
 			t.Fatalf("claim after complete: %v, want done", r)
 		}
 	})
