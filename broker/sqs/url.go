@@ -66,6 +66,9 @@ func OpenURL(ctx context.Context, u *url.URL) (broker.Broker, error) {
 			loadOpts = append(loadOpts, awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("herald", "herald", "")))
 		}
 	}
+	if err := ctx.Err(); err != nil { // parsed; set nothing up for a context already done
+		return nil, fmt.Errorf("sqs: open %q: %w", u.Redacted(), err)
+	}
 	cfg, err := awsconfig.LoadDefaultConfig(ctx, loadOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("sqs: open %q: AWS configuration: %w", u.Redacted(), err)
