@@ -19,8 +19,8 @@ import (
 // TestSoakBroker runs the NATS JetStream broker (embedded server and client
 // in this process) at a steady rate for HERALD_SOAK (a duration, e.g. 10m),
 // one queue group consuming, and samples this process's resident memory
-// every 30 s. It fails if a message is lost or duplicated, or if memory in
-// the second half grew more than 50 % over the first sample after warm-up.
+// every 30 s. It fails if a message is lost or duplicated, or if memory
+// still grows after warm-up (see the check at the end).
 // A documented run, not part of CI:
 //
 //	HERALD_SOAK=10m go test -run TestSoakBroker -timeout 20m -v ./chaos/
@@ -101,13 +101,22 @@ func TestSoakBroker(t *testing.T) {
 	if lost != 0 || dups != 0 {
 		t.Fatalf("lost %d, duplicated %d", lost, dups)
 	}
-	if len(rss) >= 4 {
-		base, peak := rss[1], int64(0) // the first sample is warm-up
-		for _, r := range rss[len(rss)/2:] {
-			peak = max(peak, r)
+	// Memory grows until the stream holds a whole retention window (1 min,
+	// WithMaxAge above) and its caches are warm: samples from the first
+	// 2 min are warm-up. After that, the second half of the samples must
+	// not peak more than 25 % above the first half's peak.
+	if warm := rss[min(len(rss), 4):]; len(warm) >= 2 {
+		first, second := int64(0), int64(0)
+		for i, r := range warm {
+			if i < len(warm)/2 {
+				first = max(first, r)
+			} else {
+				second = max(second, r)
+			}
 		}
-		if float64(peak) > 1.5*float64(base) {
-			t.Fatalf("memory grew from %d KiB to %d KiB", base, peak)
+		t.Logf("after warm-up: first-half peak %d KiB, second-half peak %d KiB", first, second)
+		if float64(second) > 1.25*float64(first) {
+			t.Fatalf("memory grew after warm-up: first-half peak %d KiB, second-half peak %d KiB", first, second)
 		}
 	}
 }
