@@ -104,11 +104,8 @@ func TTL(d time.Duration) RegisterOption {
 // Implementations call it first in Register.
 func NewRegisterOptions(inst Instance, opts ...RegisterOption) (RegisterOptions, error) {
 	o := RegisterOptions{TTL: DefaultTTL}
-	if err := ValidateName(inst.Service); err != nil {
+	if err := ValidateInstance(inst); err != nil {
 		return o, err
-	}
-	if err := ValidateName(inst.ID); err != nil {
-		return o, fmt.Errorf("instance id: %w", err)
 	}
 	if inst.Addr == "" {
 		return o, fmt.Errorf("%w: instance %s/%s has no address", ErrInvalid, inst.Service, inst.ID)
@@ -119,6 +116,19 @@ func NewRegisterOptions(inst Instance, opts ...RegisterOption) (RegisterOptions,
 		}
 	}
 	return o, nil
+}
+
+// ValidateInstance checks the names of inst, its service and its ID (not
+// its address: Deregister needs only the names). Implementations call it in
+// Deregister; [NewRegisterOptions] calls it for Register.
+func ValidateInstance(inst Instance) error {
+	if err := ValidateName(inst.Service); err != nil {
+		return err
+	}
+	if err := ValidateName(inst.ID); err != nil {
+		return fmt.Errorf("instance id: %w", err)
+	}
+	return nil
 }
 
 // ValidateName returns nil when name is a valid service name or instance ID:

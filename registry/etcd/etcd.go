@@ -242,7 +242,7 @@ func (r *Registry) revoke(ctx context.Context, id clientv3.LeaseID) {
 // Deregister stops renewing inst (when this client registered it) and
 // deletes it at once. An instance that is not listed is not an error.
 func (r *Registry) Deregister(ctx context.Context, inst registry.Instance) error {
-	if err := validate(inst); err != nil {
+	if err := registry.ValidateInstance(inst); err != nil {
 		return fmt.Errorf("etcd: deregister: %w", err)
 	}
 	r.regMu.Lock()
@@ -550,18 +550,6 @@ func (r *Registry) check(ctx context.Context) error {
 	defer r.mu.Unlock()
 	if r.closed {
 		return registry.ErrClosed
-	}
-	return nil
-}
-
-// validate checks the names of inst (not its address: Deregister needs only
-// the names).
-func validate(inst registry.Instance) error {
-	if err := registry.ValidateName(inst.Service); err != nil {
-		return err
-	}
-	if err := registry.ValidateName(inst.ID); err != nil {
-		return fmt.Errorf("instance id: %w", err)
 	}
 	return nil
 }

@@ -154,7 +154,7 @@ func (l *lease) end() {
 // Deregister stops renewing inst and removes it from the store at once. An
 // instance that is not listed is not an error.
 func (r *Registry) Deregister(ctx context.Context, inst registry.Instance) error {
-	if err := validate(inst); err != nil {
+	if err := registry.ValidateInstance(inst); err != nil {
 		return fmt.Errorf("mem: deregister: %w", err)
 	}
 	r.mu.Lock()
@@ -273,18 +273,6 @@ func (r *Registry) check(ctx context.Context) error {
 	defer r.mu.Unlock()
 	if r.closed {
 		return registry.ErrClosed
-	}
-	return nil
-}
-
-// validate checks the names of inst (not its address: Deregister needs only
-// the names).
-func validate(inst registry.Instance) error {
-	if err := registry.ValidateName(inst.Service); err != nil {
-		return err
-	}
-	if err := registry.ValidateName(inst.ID); err != nil {
-		return fmt.Errorf("instance id: %w", err)
 	}
 	return nil
 }

@@ -313,7 +313,7 @@ func (l *lease) restart() *lease {
 // listed is not an error. An instance registered by another client is
 // purged too, but comes back at that client's next heartbeat.
 func (r *Registry) Deregister(ctx context.Context, inst registry.Instance) error {
-	if err := validate(inst); err != nil {
+	if err := registry.ValidateInstance(inst); err != nil {
 		return fmt.Errorf("nats registry: deregister: %w", err)
 	}
 	k := key(inst.Service, inst.ID)
@@ -540,16 +540,6 @@ func unkey(k string) (service, id string, ok bool) {
 
 func sameInstance(a, b registry.Instance) bool {
 	return a.Service == b.Service && a.ID == b.ID && a.Addr == b.Addr && maps.Equal(a.Metadata, b.Metadata)
-}
-
-func validate(inst registry.Instance) error {
-	if err := registry.ValidateName(inst.Service); err != nil {
-		return err
-	}
-	if err := registry.ValidateName(inst.ID); err != nil {
-		return fmt.Errorf("instance id: %w", err)
-	}
-	return nil
 }
 
 // timeout is what is left of ctx's deadline, or d.
