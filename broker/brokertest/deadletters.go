@@ -63,15 +63,19 @@ func CheckDeadLetterBrowser(ctx context.Context, t *testing.T, b broker.Broker) 
 	for _, m := range got {
 		if m.Topic != dlq || string(m.Body) != m.ID || m.Header.Get("k") != m.ID ||
 			m.Header.Get(broker.HeaderDeadLetterTopic) != topic || m.Header.Get(broker.HeaderDeadLetterQueue) != "g" ||
-			m.Header.Get(broker.HeaderDeadLetterReason) != "permanent: poison "+m.ID || m.PublishedAt.IsZero() {
+			m.Header.Get(broker.HeaderDeadLetterReason) != "permanent: poison "+m.ID || m.PublishedAt.IsZero() || m.Attempt != 0 {
 			t.Errorf("dead letter %+v", m)
 		}
+	}
+	// Browsing again finds them all again, in order: browsing loses nothing.
+	if again, err := dl.DeadLetters(ctx, dlq, 0); err != nil || len(again) != 2 || again[0].ID != "bad1" || again[1].ID != "bad2" {
+		t.Fatalf("second browse: %v, %v", messageIDs(again), err)
 	}
 	if got, err := dl.DeadLetters(ctx, dlq, 1); err != nil || len(got) != 1 || got[0].ID != "bad1" {
 		t.Fatalf("limit 1: %v, %v", messageIDs(got), err)
 	}
-	if got, err := dl.DeadLetters(ctx, "dlt.nothing.dlq", 0); err != nil || len(got) != 0 {
-		t.Fatalf("unknown topic: %v, %v", messageIDs(got), err)
+	if got, err := dl.DeadLetters(ctx, "dlt.nothing.dlq", 0); err != nil || len(got) != 0 || got == nil {
+		t.Fatalf("unknown topic: %v, %v; want an empty slice", messageIDs(got), err)
 	}
 	if _, err := dl.DeadLetters(ctx, "bad topic", 0); !errors.Is(err, broker.ErrBadTopic) {
 		t.Fatalf("bad topic: %v, want ErrBadTopic", err)
