@@ -18,8 +18,11 @@
 //   - [Broker.Subscribe] with [Queue] joins a queue group: each message is
 //     handled by exactly one member of the group (competing consumers). Groups
 //     are durable where the backend persists: messages published while the
-//     group has no live member are delivered when one joins. Two groups on one
-//     topic each get every message.
+//     group has no live member are delivered when one joins. A group exists
+//     from its first member's Subscribe, or earlier from [DeclareGroup]: a
+//     publisher declares the groups that consume its events at start, so
+//     that what it publishes before their first Subscribe is kept for them.
+//     Two groups on one topic each get every message.
 //   - Without [Queue], the subscription is a broadcast subscriber: it gets
 //     every message published while it lives.
 //   - A [Handler] that returns nil acknowledges the message. One that returns

@@ -132,3 +132,35 @@ func ExamplePermanent() {
 	// from: order.placed queue billing
 	// body: {"sku":"X-1"}
 }
+
+// A publisher declares the queue group of its consumer at start, so that an
+// event published before the consumer's first Subscribe waits for it.
+func ExampleDeclareGroup() {
+	ctx := context.Background()
+	b := mem.New()
+	defer b.Close(ctx)
+
+	if err := broker.DeclareGroup(ctx, b, "user.registered", "email"); err != nil {
+		fmt.Println(err)
+		return
+	}
+	if err := b.Publish(ctx, "user.registered", &broker.Message{Body: []byte("ada")}); err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	got := make(chan string, 1)
+	consumer := b.Connect() // the email service, starting later
+	defer consumer.Close(ctx)
+	_, err := consumer.Subscribe(ctx, "user.registered", func(_ context.Context, m *broker.Message) error {
+		got <- string(m.Body)
+		return nil
+	}, broker.Queue("email"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("kept for the group:", <-got)
+	// Output:
+	// kept for the group: ada
+}

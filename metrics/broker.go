@@ -16,7 +16,10 @@ type Broker struct {
 	m *Metrics
 }
 
-var _ broker.Broker = (*Broker)(nil)
+var (
+	_ broker.Broker        = (*Broker)(nil)
+	_ broker.GroupDeclarer = (*Broker)(nil)
+)
 
 // Wrap returns b with its publishes and deliveries counted in m: a
 // [*Broker], which also implements [broker.DeadLetterBrowser] when b does.
@@ -67,6 +70,13 @@ func (w *Broker) Subscribe(ctx context.Context, topic string, h broker.Handler, 
 
 // Close closes the wrapped broker.
 func (w *Broker) Close(ctx context.Context) error { return w.b.Close(ctx) }
+
+// DeclareGroup declares the queue group on the wrapped broker (see
+// [broker.DeclareGroup]); it fails with [errors.ErrUnsupported] when that
+// broker cannot.
+func (w *Broker) DeclareGroup(ctx context.Context, topic, group string) error {
+	return broker.DeclareGroup(ctx, w.b, topic, group)
+}
 
 // As passes target on to the wrapped broker (see [broker.As]), so the
 // backend's native parts stay reachable through the wrapper.

@@ -34,7 +34,10 @@ type Broker struct {
 	prop   propagation.TextMapPropagator
 }
 
-var _ broker.Broker = (*Broker)(nil)
+var (
+	_ broker.Broker        = (*Broker)(nil)
+	_ broker.GroupDeclarer = (*Broker)(nil)
+)
 
 // Wrap returns b traced with tp (no tracing when nil) and p ([Propagator]
 // when nil): a [*Broker], which also implements [broker.DeadLetterBrowser]
@@ -102,6 +105,13 @@ func (w *Broker) Subscribe(ctx context.Context, topic string, h broker.Handler, 
 
 // Close closes the wrapped broker.
 func (w *Broker) Close(ctx context.Context) error { return w.b.Close(ctx) }
+
+// DeclareGroup declares the queue group on the wrapped broker (see
+// [broker.DeclareGroup]); it fails with [errors.ErrUnsupported] when that
+// broker cannot.
+func (w *Broker) DeclareGroup(ctx context.Context, topic, group string) error {
+	return broker.DeclareGroup(ctx, w.b, topic, group)
+}
 
 // As passes target on to the wrapped broker (see [broker.As]).
 func (w *Broker) As(target any) bool { return broker.As(w.b, target) }

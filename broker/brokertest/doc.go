@@ -71,6 +71,13 @@
 // members leaving, durable groups), broadcast subscribers, several groups
 // and broadcast subscribers on one topic, Unsubscribe.
 //
+// Groups around the moments they have no member: a member that leaves and
+// one that joins get the next message promptly (nothing the departed member
+// left behind holds it for an AckWait); a group left by the client that
+// publishes, and a publisher that never saw the group, lose nothing; a group
+// declared with [broker.DeclareGroup] keeps what is published before its
+// first member joins.
+//
 // Failures: nack and redelivery with Attempt+1 after the backoff, dead
 // letters after MaxAttempts and for [broker.Permanent] errors with every
 // dead-letter header, panics, retries under load.

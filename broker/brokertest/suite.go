@@ -38,6 +38,11 @@ func behaviours() []behaviour {
 		{"BroadcastAndQueueGroup", testBroadcastAndQueueGroup},
 		{"DurableQueueGroup", testDurableQueueGroup},
 		{"DurableQueueGroupAfterClose", testDurableQueueGroupAfterClose},
+		// durable.go
+		{"QueueGroupRejoin", testQueueGroupRejoin},
+		{"DurableGroupLeftByPublisher", testDurableGroupLeftByPublisher},
+		{"DurableGroupNewPublisher", testDurableGroupNewPublisher},
+		{"DeclaredGroup", testDeclaredGroup},
 		{"UnsubscribeStopsDelivery", testUnsubscribeStopsDelivery},
 		{"SubscriptionAccessors", testSubscriptionAccessors},
 		// failures.go

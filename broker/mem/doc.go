@@ -30,8 +30,9 @@
 //     [MaxDeadLetters] of each dead-letter topic, for [Broker.DeadLetters]
 //     and [Broker.DeleteDeadLetters] ([broker.DeadLetterBrowser]). Publish
 //     never blocks on consumers.
-//   - A queue group is made by the first Subscribe with [broker.Queue] and
-//     lives as long as the bus: while it has no member it keeps the
+//   - A queue group is made by the first Subscribe with [broker.Queue], or
+//     by [Broker.DeclareGroup] before any member joins, and lives as long as
+//     the bus: while it has no member it keeps the
 //     messages published to its topic, and delivers them when a member
 //     joins. Each message goes to one member.
 //   - A broadcast subscriber (no Queue) gets the messages published from
