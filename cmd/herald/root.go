@@ -49,7 +49,9 @@ upper case with dashes as underscores (--broker is HERALD_BROKER).`,
 		Short: "Measure throughput and latency",
 	}
 	bench.AddCommand(newBenchBrokerCmd(), newBenchRegisterCmd())
-	root.AddCommand(newUpCmd(), serve, newUsersCmd(), newMailsCmd(), newDLQCmd(), bench)
+	root.AddCommand(newUpCmd(), serve, newUsersCmd(), newMailsCmd(), newDLQCmd(), bench, newVersionCmd())
+	root.Version = readBuildVersion().Version
+	root.SetVersionTemplate("herald {{.Version}}\n")
 	return root
 }
 

@@ -13,9 +13,13 @@ import (
 type logger struct {
 	l *slog.Logger // nil: log nothing
 
-	mu    sync.Mutex
-	fatal string
+	mu     sync.Mutex
+	fatal  string
+	failed chan struct{} // closed by the first Fatalf
+	once   sync.Once
 }
+
+func newLogger(l *slog.Logger) *logger { return &logger{l: l, failed: make(chan struct{})} }
 
 func (g *logger) log(level slog.Level, format string, v []any) {
 	if g.l == nil || !g.l.Enabled(context.Background(), level) {
@@ -36,6 +40,7 @@ func (g *logger) Fatalf(format string, v ...any) {
 	g.mu.Lock()
 	g.fatal = fmt.Sprintf(format, v...)
 	g.mu.Unlock()
+	g.once.Do(func() { close(g.failed) })
 	g.log(slog.LevelError, format, v)
 }
 

@@ -90,14 +90,17 @@ func (s *Server) start() (*server.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrStart, err)
 	}
-	log := &logger{l: s.cfg.logger}
+	log := newLogger(s.cfg.logger)
 	srv.SetLoggerV2(log, false, false, false)
 	srv.Start()
-	if !srv.ReadyForConnections(s.cfg.readyTimeout) {
+	if !readyOrFailed(srv, log, s.cfg.readyTimeout) {
 		srv.Shutdown()
 		srv.WaitForShutdown()
-		return nil, fmt.Errorf("%w: not ready for connections on %s after %v%s", ErrStart,
-			net.JoinHostPort(s.cfg.host, strconv.Itoa(s.port)), s.cfg.readyTimeout, log.fatalSuffix())
+		if f := log.fatalSuffix(); f != "" {
+			return nil, fmt.Errorf("%w: on %s%s", ErrStart, net.JoinHostPort(s.cfg.host, strconv.Itoa(s.port)), f)
+		}
+		return nil, fmt.Errorf("%w: not ready for connections on %s after %v", ErrStart,
+			net.JoinHostPort(s.cfg.host, strconv.Itoa(s.port)), s.cfg.readyTimeout)
 	}
 	if !srv.JetStreamEnabled() {
 		srv.Shutdown()
@@ -108,6 +111,22 @@ func (s *Server) start() (*server.Server, error) {
 		s.port = a.Port
 	}
 	return srv, nil
+}
+
+// readyOrFailed waits until srv accepts clients (true), or until it reports
+// a fatal error, such as a port already in use, or timeout passes (false).
+// nats-server reports a listener it cannot open through its logger and
+// keeps going, so without the fatal signal a busy port would cost the whole
+// timeout before the program could say so and exit.
+func readyOrFailed(srv *server.Server, log *logger, timeout time.Duration) bool {
+	ready := make(chan bool, 1)
+	go func() { ready <- srv.ReadyForConnections(timeout) }()
+	select {
+	case ok := <-ready:
+		return ok
+	case <-log.failed:
+		return false
+	}
 }
 
 // ClientURL returns the URL clients connect to, such as

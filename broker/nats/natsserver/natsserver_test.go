@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -115,9 +116,15 @@ func TestPortInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Shutdown()
-	_, err = natsserver.Start(natsserver.WithDataDir(t.TempDir()), natsserver.WithPort(a.Port()), natsserver.WithReadyTimeout(time.Second))
-	if !errors.Is(err, natsserver.ErrStart) {
-		t.Errorf("second server on port %d: %v, want ErrStart", a.Port(), err)
+	// The default ready timeout is long: a busy port must fail at once,
+	// not after it, so that a program started twice exits and says why.
+	start := time.Now()
+	_, err = natsserver.Start(natsserver.WithDataDir(t.TempDir()), natsserver.WithPort(a.Port()), natsserver.WithReadyTimeout(time.Minute))
+	if !errors.Is(err, natsserver.ErrStart) || !strings.Contains(err.Error(), "address already in use") {
+		t.Errorf("second server on port %d: %v, want ErrStart saying the address is in use", a.Port(), err)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("the second server took %v to fail, want at once rather than the ready timeout (1m)", d)
 	}
 }
 
