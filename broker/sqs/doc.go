@@ -36,9 +36,14 @@
 //     returns nil once SNS has accepted the message; SNS then copies it, as a
 //     raw message, into the queue of every queue group and broadcast
 //     subscriber of the topic: that is the fan-out (two groups each get every
-//     message). A topic with no subscriber drops the message. [broker.Key]
-//     is ignored: standard queues keep no order. There is no
-//     [broker.BatchPublisher]: broker.PublishBatch publishes concurrently.
+//     message). A topic with no subscriber drops the message, and a queue
+//     group gets what is published once its queue is subscribed: by its
+//     first Subscribe, or by [Broker.DeclareGroup] ([broker.GroupDeclarer]),
+//     which makes the queue, its policy and its subscription without a
+//     member, so that a publisher declares at start the groups that consume
+//     its events. [broker.Key] is ignored: standard queues keep no order.
+//     There is no [broker.BatchPublisher]: broker.PublishBatch publishes
+//     concurrently.
 //   - A queue group is a queue of its own, subscribed to the topic once
 //     (members that race to subscribe it remove the duplicates), with a
 //     policy letting the topic send to it; it keeps messages for 14 days
