@@ -100,7 +100,11 @@
 // is not woken when a message becomes visible again (a visibility timeout
 // that ends, or one set to 0), only when a message arrives, so a redelivery
 // can wait until the current long poll ends (the tests poll for 1 s);
-// it accepts bodies AWS refuses (Herald never sends them); every queue URL
+// it accepts bodies AWS refuses (Herald never sends them), and refuses an
+// SNS message that reads as an integer or a boolean ("0", "-12", "true",
+// "F"), which AWS takes as text: its Query-protocol adapter turns such a
+// value into a JSON number before decoding the request, and answers
+// "InvalidParameter: Failed to parse request body"; every queue URL
 // it returns names localhost:4566 (the broker puts the endpoint's host in
 // its place). It runs in the test process and keeps nothing across a
 // restart, so the suite's Restart is not run.
