@@ -17,6 +17,13 @@ const (
 	TypeUserRegistered  = "dev.herald.user.registered.v1"
 )
 
+// QueueEmail is the queue group in which the email service consumes
+// [TopicUserRegistered]. It is here, beside the topic, because the
+// publisher needs it too: the user service declares the group at start
+// (broker.DeclareGroup), so that an event it publishes before the email
+// service first subscribes is kept for it.
+const QueueEmail = "email"
+
 // MaxEventBody bounds the body a decoder accepts.
 const MaxEventBody = 64 << 10
 

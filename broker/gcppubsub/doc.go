@@ -19,7 +19,13 @@
 // deleted by Unsubscribe (and by Pub/Sub a day after its subscriber vanished,
 // its expiration policy). IDs longer than Pub/Sub's 255 characters are cut
 // and end with a hash. Topics and subscriptions are created when missing;
-// existing ones are used as they are.
+// existing ones are used as they are, but for a group's subscription made
+// by [Broker.DeclareGroup] ([broker.GroupDeclarer]): a Pub/Sub topic keeps
+// a message only for the subscriptions it has when the message is
+// published, so a publisher declares the groups that consume its events at
+// start. The declared subscription has the default options' settings and
+// the label "herald-declared"; the group's first Subscribe sets its own
+// (ack deadline, dead-letter and retry policies) and removes the label.
 //
 // # Delivery semantics
 //

@@ -37,7 +37,9 @@ const (
 // Subscribe starts delivering the messages of topic to h, creating the
 // topic (and the dead-letter topic) when they do not exist. With
 // [broker.Queue] it uses the group's subscription, "<prefix><topic>~<queue>",
-// creating it when missing: it is durable and shared by every member.
+// creating it when missing: it is durable and shared by every member (the
+// first member of a group made by [Broker.DeclareGroup] sets its settings
+// on it).
 // Without, it creates a subscription of its own, deleted by Unsubscribe.
 // Messages published after Subscribe returns are delivered.
 func (b *Broker) Subscribe(ctx context.Context, topic string, h broker.Handler, opts ...broker.SubscribeOption) (broker.Subscription, error) {
@@ -95,22 +97,6 @@ type subscription struct {
 }
 
 func (b *Broker) newSubscription(ctx context.Context, h broker.Handler, o *broker.SubscribeOptions) (*subscription, error) {
-	topicID, err := b.topicID(o.Topic)
-	if err != nil {
-		return nil, err
-	}
-	dlID, err := b.topicID(o.DeadLetterTopic)
-	if err != nil {
-		return nil, err
-	}
-	if err := b.ensureTopic(ctx, topicID); err != nil {
-		return nil, err
-	}
-	if b.cfg.deadLetter {
-		if err := b.ensureTopic(ctx, dlID); err != nil {
-			return nil, err
-		}
-	}
 	s := &subscription{
 		b: b, h: h, o: o,
 		broadcast: o.Queue == "",
@@ -126,29 +112,15 @@ func (b *Broker) newSubscription(ctx context.Context, h broker.Handler, o *broke
 	} else {
 		s.id = b.groupSubscriptionID(o.Topic, o.Queue)
 	}
-	cfg := &pubsubpb.Subscription{
-		Name:                  b.subName(s.id),
-		Topic:                 b.topicName(topicID),
-		AckDeadlineSeconds:    int32(clamp(o.AckWait, minAckDeadline, maxAckDeadline) / time.Second),
-		EnableMessageOrdering: true,
+	cfg, err := b.subscriptionConfig(ctx, s.id, o)
+	if err != nil {
+		return nil, err
 	}
-	if b.cfg.deadLetter {
-		cfg.DeadLetterPolicy = &pubsubpb.DeadLetterPolicy{
-			DeadLetterTopic:     b.topicName(dlID),
-			MaxDeliveryAttempts: int32(min(max(o.MaxAttempts+1, minDeliveryAttempt), maxDeliveryAttempt)),
+	if _, err := b.c.SubscriptionAdminClient.CreateSubscription(ctx, cfg); err != nil {
+		if s.broadcast || status.Code(err) != codes.AlreadyExists {
+			return nil, fmt.Errorf("create subscription %q: %w", s.id, err)
 		}
-	}
-	if b.cfg.serverBackoff {
-		cfg.RetryPolicy = &pubsubpb.RetryPolicy{
-			MinimumBackoff: durationpb.New(min(o.Backoff.Initial, maxRetryBackoff)),
-			MaximumBackoff: durationpb.New(min(max(o.Backoff.Max, o.Backoff.Initial), maxRetryBackoff)),
-		}
-	}
-	if s.broadcast {
-		cfg.ExpirationPolicy = &pubsubpb.ExpirationPolicy{Ttl: durationpb.New(broadcastTTL)}
-	}
-	if _, err := b.c.SubscriptionAdminClient.CreateSubscription(ctx, cfg); err != nil && (s.broadcast || status.Code(err) != codes.AlreadyExists) {
-		return nil, fmt.Errorf("create subscription %q: %w", s.id, err)
+		b.adoptDeclared(ctx, cfg, o.Logger)
 	}
 	s.sub = b.c.Subscriber(b.subName(s.id))
 	s.sub.ReceiveSettings = pubsub.ReceiveSettings{
@@ -171,6 +143,52 @@ func (b *Broker) newSubscription(ctx context.Context, h broker.Handler, o *broke
 	s.hctx, s.hcancel = context.WithCancel(context.Background())
 	s.rctx, s.rcancel = context.WithCancel(context.Background())
 	return s, nil
+}
+
+// subscriptionConfig creates the topics of o (its topic, and its
+// dead-letter topic for the dead-letter policy) when they do not exist, and
+// returns the configuration of the subscription id for the subscriber o
+// describes: what Subscribe creates, and what [Broker.DeclareGroup] creates
+// with the default options.
+func (b *Broker) subscriptionConfig(ctx context.Context, id string, o *broker.SubscribeOptions) (*pubsubpb.Subscription, error) {
+	topicID, err := b.topicID(o.Topic)
+	if err != nil {
+		return nil, err
+	}
+	dlID, err := b.topicID(o.DeadLetterTopic)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.ensureTopic(ctx, topicID); err != nil {
+		return nil, err
+	}
+	if b.cfg.deadLetter {
+		if err := b.ensureTopic(ctx, dlID); err != nil {
+			return nil, err
+		}
+	}
+	cfg := &pubsubpb.Subscription{
+		Name:                  b.subName(id),
+		Topic:                 b.topicName(topicID),
+		AckDeadlineSeconds:    int32(clamp(o.AckWait, minAckDeadline, maxAckDeadline) / time.Second),
+		EnableMessageOrdering: true,
+	}
+	if b.cfg.deadLetter {
+		cfg.DeadLetterPolicy = &pubsubpb.DeadLetterPolicy{
+			DeadLetterTopic:     b.topicName(dlID),
+			MaxDeliveryAttempts: int32(min(max(o.MaxAttempts+1, minDeliveryAttempt), maxDeliveryAttempt)),
+		}
+	}
+	if b.cfg.serverBackoff {
+		cfg.RetryPolicy = &pubsubpb.RetryPolicy{
+			MinimumBackoff: durationpb.New(min(o.Backoff.Initial, maxRetryBackoff)),
+			MaximumBackoff: durationpb.New(min(max(o.Backoff.Max, o.Backoff.Initial), maxRetryBackoff)),
+		}
+	}
+	if o.Queue == "" {
+		cfg.ExpirationPolicy = &pubsubpb.ExpirationPolicy{Ttl: durationpb.New(broadcastTTL)}
+	}
+	return cfg, nil
 }
 
 func clamp(d, lo, hi time.Duration) time.Duration { return min(max(d, lo), hi) }

@@ -46,7 +46,10 @@
 //     owns the same partitions of the topic and of its retry topic), manual
 //     commits and rebalances held while a fetched batch is queued. A group
 //     that never committed starts at the beginning of the topic, as far back
-//     as the topic's retention (as the NATS backend's DeliverAll). Subscribe
+//     as the topic's retention (as the NATS backend's DeliverAll), so a
+//     group misses nothing published before its first member joined;
+//     [Broker.DeclareGroup] ([broker.GroupDeclarer]) creates the topic and
+//     the group's retry topic ahead, and commits nothing. Subscribe
 //     returns once the member has partitions. A member handles up to
 //     Concurrency records at once from a queue of fetched records
 //     ([WithPrefetch]); the offset committed for a partition is the first one

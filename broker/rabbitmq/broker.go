@@ -121,7 +121,8 @@ func (p *pubChannel) get(ctx context.Context) (*amqp.Channel, error) {
 // the server has confirmed it (publisher confirms: the message is in every
 // queue bound to the topic, on disk for durable queues). A topic that no
 // queue is bound to drops the message, and the server confirms it all the
-// same: subscribe a queue group before publishing what it must not miss. It
+// same: declare a queue group ([Broker.DeclareGroup]) or subscribe it once
+// before publishing what it must not miss. It
 // retries while the server is unreachable, until ctx is done (or
 // [WithPublishTimeout] when ctx has no deadline); a retry after a lost
 // confirm may deliver a message twice, with its ID. The error wraps

@@ -23,8 +23,9 @@ var _ broker.DeadLetterBrowser = (*Broker)(nil)
 // again. A consumer of the DeadLetterGroup queue sees them redelivered (with
 // their delivery counted, on quorum queues), maybe in another order.
 // Subscriptions to the topic with queues of their own are not affected.
-// Only the dead letters published after a subscription declared that queue
-// are there. It implements [broker.DeadLetterBrowser].
+// Only the dead letters published after a subscription (or
+// [Broker.DeclareGroup]) declared that queue are there. It implements
+// [broker.DeadLetterBrowser].
 func (b *Broker) DeadLetters(ctx context.Context, topic string, limit int) ([]*broker.Message, error) {
 	out := []*broker.Message{}
 	err := b.browse(ctx, topic, func(m *broker.Message) bool {

@@ -20,6 +20,11 @@
 // dead letters until someone reads them, with broker.Queue(DeadLetterGroup),
 // or browses them with [Broker.DeadLetters] ([broker.DeadLetterBrowser]).
 //
+// [Broker.DeclareGroup] ([broker.GroupDeclarer]) declares a group's queue,
+// bound to its topic, and the [DeadLetterGroup] queue of the topic's
+// default dead-letter topic, with the arguments Subscribe gives them,
+// without consuming: the group keeps what is published from then on.
+//
 // Redeliveries wait in retry queues, named after the queue they return to
 // with ":retry-<ms>ms", one per delay bucket (10ms, 25ms, 50ms, 100ms …
 // 24h, steps of at most 2.5×): every message of a retry queue has the same
@@ -49,10 +54,13 @@
 //     message twice, with its ID.
 //   - A topic no queue is bound to drops what is published to it (the
 //     server still confirms). A queue group gets what is published after its
-//     queue was first declared (its first Subscribe), including while it has
-//     no member; subscribe a group once before publishing what it must not
-//     miss. A broadcast subscriber gets what is published while its queue
-//     lives, and its queue goes with its connection.
+//     queue was first declared (its first Subscribe, or
+//     [Broker.DeclareGroup]), including while it has no member: a publisher
+//     declares the groups that consume its events at start
+//     ([broker.GroupDeclarer]), so that nothing it publishes before their
+//     first Subscribe is dropped. A broadcast subscriber gets what is
+//     published while its queue lives, and its queue goes with its
+//     connection.
 //   - Consumers acknowledge manually; the QoS prefetch count of a
 //     subscription is [WithPrefetch] (256 by default), at least twice its
 //     Concurrency. A message whose consumer

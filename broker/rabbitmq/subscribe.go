@@ -119,11 +119,16 @@ func (s *subscription) mainQueues() []queueSpec {
 		main = queueSpec{name: s.queue, exclusive: true, autoDelete: true,
 			args: amqp.Table{amqp.QueueTypeArg: amqp.QueueTypeClassic}, bindKey: s.opts.Topic}
 	} else {
-		main = queueSpec{name: s.queue, durable: true, args: b.queueArgs(), bindKey: s.opts.Topic}
+		main = b.groupSpec(s.opts.Topic, s.opts.Queue)
 	}
-	dlq := queueSpec{name: groupQueue(b.cfg.exchange, s.opts.DeadLetterTopic, DeadLetterGroup),
-		durable: true, args: b.queueArgs(), bindKey: s.opts.DeadLetterTopic}
-	return []queueSpec{main, dlq}
+	return []queueSpec{main, b.groupSpec(s.opts.DeadLetterTopic, DeadLetterGroup)}
+}
+
+// groupSpec returns the durable queue of queue group group on topic, bound
+// to topic: what Subscribe and [Broker.DeclareGroup] declare, with the same
+// arguments, so that neither finds the other's queue inequivalent.
+func (b *Broker) groupSpec(topic, group string) queueSpec {
+	return queueSpec{name: groupQueue(b.cfg.exchange, topic, group), durable: true, args: b.queueArgs(), bindKey: topic}
 }
 
 // retrySpec returns the retry queue where the subscription's redeliveries

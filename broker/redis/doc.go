@@ -35,10 +35,15 @@
 //   - A queue group's consumer group is created at the start of the stream
 //     (XGROUP CREATE … 0 MKSTREAM): a group that did not exist gets every
 //     entry still in the stream, those published before it was created
-//     included. A broadcast subscriber's group starts at the end ("$"): it
-//     gets what is published while it lives, and Unsubscribe destroys it. A
-//     broadcast subscriber whose process dies without Unsubscribe leaves its
-//     group behind (XINFO GROUPS shows it; XGROUP DESTROY removes it).
+//     included. [Broker.DeclareGroup] ([broker.GroupDeclarer]) creates a
+//     queue group's consumer groups the same way, without a member. The
+//     stream keeps the entries whether or not a group exists, so on Redis a
+//     declaration changes when a group appears (XINFO GROUPS), not what it
+//     gets ([WithMaxLen] trims declared groups' entries too). A broadcast
+//     subscriber's group starts at the end ("$"): it gets what is published
+//     while it lives, and Unsubscribe destroys it. A broadcast subscriber
+//     whose process dies without Unsubscribe leaves its group behind (XINFO
+//     GROUPS shows it; XGROUP DESTROY removes it).
 //   - A subscription reads with XREADGROUP and holds (read, not yet
 //     settled) about 100ms of handling at the rate its handlers go, at least
 //     twice its Concurrency and at most [WithPrefetch] (1024 by default),

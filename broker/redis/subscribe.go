@@ -60,15 +60,30 @@ func (b *Broker) forget(s *subscription) {
 // the group's redo stream, with the streams if they are missing. A group
 // that exists is kept as it is.
 func (s *subscription) createGroups(ctx context.Context) error {
-	start := "0"
+	start := queueGroupStart
 	if s.broadcast {
 		start = "$"
 	}
-	c := s.b.client
-	for _, g := range []struct{ key, start string }{{s.stream, start}, {s.redo, "0"}} {
-		err := retry(ctx, func() error { return c.XGroupCreateMkStream(ctx, g.key, s.group, g.start).Err() })
+	return s.b.createGroup(ctx, s.opts.Topic, s.group, start)
+}
+
+// queueGroupStart is where a queue group's consumer group starts on its
+// topic's stream, whether Subscribe or [Broker.DeclareGroup] creates it:
+// at the start, so that a new group gets every entry still in the stream.
+const queueGroupStart = "0"
+
+// createGroup creates the consumer group group on topic's stream, starting
+// at start, and on the group's redo stream, with the streams if they are
+// missing. A group that exists is kept as it is (BUSYGROUP).
+func (b *Broker) createGroup(ctx context.Context, topic, group, start string) error {
+	keys := []struct{ key, start string }{
+		{streamKey(b.cfg.prefix, topic), start},
+		{redoKey(b.cfg.prefix, topic, group), "0"},
+	}
+	for _, g := range keys {
+		err := retry(ctx, func() error { return b.client.XGroupCreateMkStream(ctx, g.key, group, g.start).Err() })
 		if err != nil && !goredis.HasErrorPrefix(err, "BUSYGROUP") {
-			return fmt.Errorf("create consumer group %q on %q: %w", s.group, g.key, err)
+			return fmt.Errorf("create consumer group %q on %q: %w", group, g.key, err)
 		}
 	}
 	return nil

@@ -36,9 +36,14 @@
 //     returns nil once SNS has accepted the message; SNS then copies it, as a
 //     raw message, into the queue of every queue group and broadcast
 //     subscriber of the topic: that is the fan-out (two groups each get every
-//     message). A topic with no subscriber drops the message. [broker.Key]
-//     is ignored: standard queues keep no order. There is no
-//     [broker.BatchPublisher]: broker.PublishBatch publishes concurrently.
+//     message). A topic with no subscriber drops the message, and a queue
+//     group gets what is published once its queue is subscribed: by its
+//     first Subscribe, or by [Broker.DeclareGroup] ([broker.GroupDeclarer]),
+//     which makes the queue, its policy and its subscription without a
+//     member, so that a publisher declares at start the groups that consume
+//     its events. [broker.Key] is ignored: standard queues keep no order.
+//     There is no [broker.BatchPublisher]: broker.PublishBatch publishes
+//     concurrently.
 //   - A queue group is a queue of its own, subscribed to the topic once
 //     (members that race to subscribe it remove the duplicates), with a
 //     policy letting the topic send to it; it keeps messages for 14 days
@@ -95,7 +100,11 @@
 // is not woken when a message becomes visible again (a visibility timeout
 // that ends, or one set to 0), only when a message arrives, so a redelivery
 // can wait until the current long poll ends (the tests poll for 1 s);
-// it accepts bodies AWS refuses (Herald never sends them); every queue URL
+// it accepts bodies AWS refuses (Herald never sends them), and refuses an
+// SNS message that reads as an integer or a boolean ("0", "-12", "true",
+// "F"), which AWS takes as text: its Query-protocol adapter turns such a
+// value into a JSON number before decoding the request, and answers
+// "InvalidParameter: Failed to parse request body"; every queue URL
 // it returns names localhost:4566 (the broker puts the endpoint's host in
 // its place). It runs in the test process and keeps nothing across a
 // restart, so the suite's Restart is not run.

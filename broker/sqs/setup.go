@@ -20,44 +20,68 @@ import (
 // policy letting the topic send to it, its redrive policy if asked, and the
 // topic's subscription to it.
 func (s *subscription) setUp(ctx context.Context) error {
-	b := s.b
-	topicARN, err := b.topicARN(ctx, s.o.Topic)
-	if err != nil {
-		return err
+	url, subARN, err := s.b.setUpQueue(ctx, queueSetup{
+		topic: s.o.Topic, queue: s.queue, group: !s.broadcast, maxAttempts: s.o.MaxAttempts,
+	})
+	s.queueURL = url // also on an error, for tearDown
+	if s.broadcast {
+		s.subARN = subARN
 	}
-	url, arn, err := b.ensureQueue(ctx, s.queue)
+	return err
+}
+
+// queueSetup is a queue for setUpQueue to make ready.
+type queueSetup struct {
+	topic, queue string
+	// group: a queue group's queue, shared by its members (its topic
+	// subscription is reused, its redrive policy set).
+	group bool
+	// maxAttempts is the subscriber's MaxAttempts, for the redrive policy.
+	maxAttempts int
+	// keepRedrive leaves a redrive policy the queue has as it is (a
+	// declaration: the members' options set it).
+	keepRedrive bool
+}
+
+// setUpQueue creates the SNS topic of q.topic and the queue q.queue when
+// missing, sets the queue's policy letting the topic send to it and, for a
+// queue group with [WithRedrive], its redrive policy, and subscribes the
+// queue to the topic. It returns the queue's URL and the SNS
+// subscription's ARN; the URL also with an error once the queue exists.
+func (b *Broker) setUpQueue(ctx context.Context, q queueSetup) (url, subARN string, err error) {
+	topicARN, err := b.topicARN(ctx, q.topic)
 	if err != nil {
-		return err
+		return "", "", err
 	}
-	s.queueURL = url
+	url, arn, redrive, err := b.ensureQueue(ctx, q.queue)
+	if err != nil {
+		return "", "", err
+	}
 	attrs := map[string]string{"Policy": queuePolicy(arn, topicARN)}
-	if b.cfg.redrive > 0 && !s.broadcast {
-		_, dlqARN, err := b.ensureQueue(ctx, s.queue+dlqSuffix)
+	if b.cfg.redrive > 0 && q.group && !(q.keepRedrive && redrive != "") {
+		_, dlqARN, _, err := b.ensureQueue(ctx, q.queue+dlqSuffix)
 		if err != nil {
-			return err
+			return url, "", err
 		}
 		rp, _ := json.Marshal(map[string]string{
 			"deadLetterTargetArn": dlqARN,
-			"maxReceiveCount":     strconv.Itoa(s.o.MaxAttempts + b.cfg.redrive),
+			"maxReceiveCount":     strconv.Itoa(q.maxAttempts + b.cfg.redrive),
 		})
 		attrs["RedrivePolicy"] = string(rp)
 	}
 	if _, err := b.sqs.SetQueueAttributes(ctx, &awssqs.SetQueueAttributesInput{QueueUrl: aws.String(url), Attributes: attrs}); err != nil {
-		return fmt.Errorf("set attributes of queue %q: %w", s.queue, err)
+		return url, "", fmt.Errorf("set attributes of queue %q: %w", q.queue, err)
 	}
-	subARN, err := b.ensureSubscription(ctx, topicARN, arn, !s.broadcast)
+	subARN, err = b.ensureSubscription(ctx, topicARN, arn, q.group)
 	if err != nil {
-		return err
+		return url, "", err
 	}
-	if s.broadcast {
-		s.subARN = subARN
-	}
-	return nil
+	return url, subARN, nil
 }
 
-// ensureQueue creates queue name unless it exists and returns its URL and
-// ARN.
-func (b *Broker) ensureQueue(ctx context.Context, name string) (url, arn string, err error) {
+// ensureQueue creates queue name unless it exists and returns its URL, its
+// ARN and its redrive policy ("" when it has none).
+func (b *Broker) ensureQueue(ctx context.Context, name string) (url, arn, redrive string, err error) {
 	out, err := b.sqs.CreateQueue(ctx, &awssqs.CreateQueueInput{
 		QueueName: aws.String(name),
 		Attributes: map[string]string{
@@ -67,12 +91,12 @@ func (b *Broker) ensureQueue(ctx context.Context, name string) (url, arn string,
 	if err != nil {
 		var exists *sqstypes.QueueNameExists
 		if !errors.As(err, &exists) {
-			return "", "", fmt.Errorf("create queue %q: %w", name, err)
+			return "", "", "", fmt.Errorf("create queue %q: %w", name, err)
 		}
 		// It exists with other attributes: use it as it is.
 		got, gerr := b.sqs.GetQueueUrl(ctx, &awssqs.GetQueueUrlInput{QueueName: aws.String(name)})
 		if gerr != nil {
-			return "", "", fmt.Errorf("queue %q: %w", name, gerr)
+			return "", "", "", fmt.Errorf("queue %q: %w", name, gerr)
 		}
 		out = &awssqs.CreateQueueOutput{QueueUrl: got.QueueUrl}
 	}
@@ -84,12 +108,12 @@ func (b *Broker) ensureQueue(ctx context.Context, name string) (url, arn string,
 	}
 	qa, err := b.sqs.GetQueueAttributes(ctx, &awssqs.GetQueueAttributesInput{
 		QueueUrl:       aws.String(url),
-		AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameQueueArn},
+		AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameQueueArn, sqstypes.QueueAttributeNameRedrivePolicy},
 	})
 	if err != nil {
-		return "", "", fmt.Errorf("queue %q ARN: %w", name, err)
+		return "", "", "", fmt.Errorf("queue %q attributes: %w", name, err)
 	}
-	return url, qa.Attributes[string(sqstypes.QueueAttributeNameQueueArn)], nil
+	return url, qa.Attributes[string(sqstypes.QueueAttributeNameQueueArn)], qa.Attributes[string(sqstypes.QueueAttributeNameRedrivePolicy)], nil
 }
 
 // queuePolicy lets SNS topic topicARN send to queue queueARN.

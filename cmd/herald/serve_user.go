@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -23,6 +24,7 @@ func newServeUserCmd() *cobra.Command {
 		createRate  float64
 		traces      traceFlags
 		relay       bool
+		declare     []string
 	)
 	cmd := &cobra.Command{
 		Use:   "user",
@@ -36,6 +38,13 @@ Secrets: put the database password in HERALD_DATABASE or in
 --database-password-file rather than on the command line; printed URLs are redacted.
 
 Create is rate-limited per client address (--create-rate, --create-burst).
+
+At start, before publishing anything, it declares on the broker the queue groups
+that consume its events (--declare-group topic:group, by default the email
+service's, user.registered:email), so that an event published before the email
+service first subscribes is kept for it: RabbitMQ, SNS and Pub/Sub drop a message
+published while no queue is bound for the group. A broker that cannot declare
+groups gets a warning; --declare-group '' declares none.
 
 The outbox relay runs in the service unless --relay=false: then registrations are
 committed with their events into the outbox, and another replica with the relay
@@ -54,6 +63,7 @@ flight and publishes what they committed, within --grace.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			log := slog.New(tracing.LogHandler(slog.Default().Handler()))
+			var err error
 			if dbPassFile != "" {
 				withPassword, err := withPasswordFile("database", cfg.DatabaseURL, "database-password-file", dbPassFile)
 				if err != nil {
@@ -63,6 +73,10 @@ flight and publishes what they committed, within --grace.`,
 			}
 			cfg.CreateRate = createRate
 			cfg.NoRelay = !relay
+			if cfg.DeclareGroups, err = parseDeclareGroups(declare); err != nil {
+				return err
+			}
+			cfg.NoDeclareGroups = len(cfg.DeclareGroups) == 0
 			if createRate == 0 {
 				cfg.CreateRate = -1 // off
 			}
@@ -100,8 +114,8 @@ flight and publishes what they committed, within --grace.`,
 			if err := srv.Start(ctx); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "user service (%s) listening on %s (metrics on /metrics)\n  database %s\n  broker   %s\n  registry %s\n  relay    %s\n",
-				user.ServiceName, srv.Addr(), redactURL(cfg.DatabaseURL), redactURL(brokerURL), orNone(redactURL(registryURL)), onOff(relay))
+			fmt.Fprintf(cmd.OutOrStdout(), "user service (%s) listening on %s (metrics on /metrics)\n  database %s\n  broker   %s\n  registry %s\n  relay    %s\n  declared %s\n",
+				user.ServiceName, srv.Addr(), redactURL(cfg.DatabaseURL), redactURL(brokerURL), orNone(redactURL(registryURL)), onOff(relay), groupsOrNone(cfg.DeclareGroups))
 			<-ctx.Done()
 			log.Info("user service shutting down")
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
@@ -122,8 +136,39 @@ flight and publishes what they committed, within --grace.`,
 	f.Int64Var(&cfg.MaxRequestBytes, "max-request-bytes", user.DefaultMaxRequestBytes, "largest request message accepted")
 	f.DurationVar(&grace, "grace", 10*time.Second, "how long a graceful shutdown may take")
 	f.BoolVar(&relay, "relay", true, "run the outbox relay that publishes the events; --relay=false leaves them in the outbox for another replica or a relay run elsewhere")
+	f.StringSliceVar(&declare, "declare-group", groupStrings(user.DefaultDeclareGroups()), "queue group that consumes the service's events, as topic:group, declared on the broker at start so that nothing published before its first member joins is lost (repeat the flag or separate with commas; '' declares none)")
 	traces.add(f)
 	return cmd
+}
+
+// parseDeclareGroups reads the values of --declare-group; none (the flag
+// set to an empty string) is an empty list.
+func parseDeclareGroups(vals []string) ([]user.Group, error) {
+	gs := []user.Group{}
+	for _, v := range vals {
+		g, err := user.ParseGroup(v)
+		if err != nil {
+			return nil, fmt.Errorf("--declare-group %q: %w", v, err)
+		}
+		gs = append(gs, g)
+	}
+	return gs, nil
+}
+
+// groupStrings returns gs as "topic:group" strings.
+func groupStrings(gs []user.Group) []string {
+	out := make([]string, len(gs))
+	for i, g := range gs {
+		out[i] = g.String()
+	}
+	return out
+}
+
+func groupsOrNone(gs []user.Group) string {
+	if len(gs) == 0 {
+		return "(none)"
+	}
+	return strings.Join(groupStrings(gs), ", ")
 }
 
 // closeWithin calls closeFn with a context bounded by d, logging a failure.

@@ -49,8 +49,10 @@ import (
 	"github.com/herald-dev/herald/tracing"
 )
 
-// Queue is the queue group the email service joins.
-const Queue = "email"
+// Queue is the queue group the email service joins, on
+// events.TopicUserRegistered: [events.QueueEmail], which the user service
+// declares at start.
+const Queue = events.QueueEmail
 
 // Defaults of [Config].
 const (

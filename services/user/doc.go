@@ -34,6 +34,17 @@
 // address), so two concurrent registrations of one email give one user and
 // one AlreadyExists, never a server error and never a second event.
 //
+// # Consumers declared at start
+//
+// An event is published by the outbox relay, possibly before any consumer
+// has ever subscribed; on brokers that route by binding (a RabbitMQ topic
+// exchange, SNS, Pub/Sub) it would be dropped, as no queue is bound for the
+// consumer's group yet. So [Server.Start] first declares the queue groups
+// that consume the service's events ([Config.DeclareGroups]; by default the
+// email service's, [events.QueueEmail] on [events.TopicUserRegistered])
+// with [broker.DeclareGroup], then starts the relay. A broker that cannot
+// declare groups gets a warning; any other failure fails Start.
+//
 // # Errors
 //
 // InvalidArgument (a message naming the field and why), AlreadyExists (email

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -79,6 +80,17 @@ type Config struct {
 	// (a replica with the relay on, or a dedicated relay) publishes them.
 	// Several relays on one outbox never publish a row twice at once.
 	NoRelay bool
+	// DeclareGroups are the queue groups that consume the service's events,
+	// declared on Broker at Start before the relay publishes anything
+	// ([broker.DeclareGroup]), so that an event published before a group's
+	// first member subscribes is kept for it: on RabbitMQ, SNS or Pub/Sub a
+	// message published while no queue is bound for the group is dropped.
+	// Nil means [DefaultDeclareGroups]. A broker that cannot declare groups
+	// (errors.ErrUnsupported) gets a warning; any other failure fails
+	// Start.
+	DeclareGroups []Group
+	// NoDeclareGroups, when set, declares no group at Start.
+	NoDeclareGroups bool
 	// Metrics, when set, receives the outbox backlog collector
 	// (herald_outbox_backlog{outbox="user"}) and is served on /metrics beside
 	// the API. Count the broker's traffic by passing a broker wrapped with
@@ -150,14 +162,24 @@ func NewServer(cfg Config) (*Server, error) {
 	if err := cfg.rateLimit()(&Service{}); err != nil {
 		return nil, err
 	}
+	if cfg.DeclareGroups == nil {
+		cfg.DeclareGroups = DefaultDeclareGroups()
+	}
+	cfg.DeclareGroups = slices.Clone(cfg.DeclareGroups)
+	for _, g := range cfg.DeclareGroups {
+		if err := broker.ValidateGroup(g.Topic, g.Queue); err != nil {
+			return nil, fmt.Errorf("user: %w: declare group %s: %w", broker.ErrInvalidOption, g, err)
+		}
+	}
 	if cfg.HashConcurrency < 0 {
 		return nil, fmt.Errorf("user: %w: hash concurrency must be >= 0, not %d", broker.ErrInvalidOption, cfg.HashConcurrency)
 	}
 	return &Server{cfg: cfg, log: cfg.Logger}, nil
 }
 
-// Start opens and migrates the database, starts the relay, listens, serves,
-// and registers the server. It returns once the server accepts requests;
+// Start opens and migrates the database, declares the groups that consume
+// the service's events ([Config.DeclareGroups]), starts the relay, listens,
+// serves, and registers the server. It returns once the server accepts requests;
 // ctx bounds the start only. On error, whatever was started is stopped.
 func (s *Server) Start(ctx context.Context) (err error) {
 	s.mu.Lock()
@@ -179,6 +201,10 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		s.ownDB = true
 	}
 	if err := Migrate(ctx, s.db); err != nil {
+		return err
+	}
+	// Before the relay publishes what the outbox holds.
+	if err := s.declareGroups(ctx); err != nil {
 		return err
 	}
 	relayOpts := append([]outbox.Option{outbox.WithLogger(s.log)}, s.cfg.RelayOptions...)
