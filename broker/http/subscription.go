@@ -119,10 +119,12 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h broker.Handler, 
 		return nil, fmt.Errorf("http: subscribe %q: %w", topic, err)
 	}
 	if o.Queue != "" {
-		// The group exists from now on, durably, for every publisher: its
-		// record first, so that no publisher can see the member without the
-		// group (a group left behind by a failed Subscribe is kept, as
-		// groups are: ForgetGroup deletes it).
+		// The group exists from now on, durably, for every publisher. It is
+		// recorded before the member is listed, so that a member is never
+		// seen without its group's record: a publisher that starts after
+		// the member is gone (crashed right after Subscribe, say) still
+		// keeps the group's messages. A group recorded by a Subscribe that
+		// fails afterwards stays, as groups do, until ForgetGroup.
 		if err := b.recordGroup(ctx, topic, o.Queue); err != nil {
 			return fail(err)
 		}
