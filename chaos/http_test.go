@@ -11,9 +11,12 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/herald-dev/herald/broker"
 	"github.com/herald-dev/herald/internal/db"
 	"github.com/herald-dev/herald/outbox"
+	"github.com/herald-dev/herald/registry/etcd"
 	"github.com/herald-dev/herald/services/email/smtpsink"
 	"github.com/herald-dev/herald/services/user"
 )
@@ -34,7 +37,28 @@ func startHTTPSystem(t *testing.T) *system {
 	if strings.Contains(raw, "?") {
 		sep = "&"
 	}
-	registryURL := raw + sep + "prefix=" + url.QueryEscape("/herald-chaos/"+broker.NewID()+"/")
+	prefix := "/herald-chaos/" + broker.NewID() + "/"
+	registryURL := raw + sep + "prefix=" + url.QueryEscape(prefix)
+	// The broker's queue-group records have no lease: delete what the run
+	// leaves in the shared etcd (registered first, so it runs last).
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		u, err := url.Parse(registryURL)
+		if err != nil {
+			t.Errorf("clean up etcd: %v", err)
+			return
+		}
+		r, err := etcd.OpenURL(ctx, u)
+		if err != nil {
+			t.Errorf("clean up etcd: %v", err)
+			return
+		}
+		defer r.Close(ctx)
+		if _, err := r.Client().Delete(ctx, prefix, clientv3.WithPrefix()); err != nil {
+			t.Errorf("clean up etcd: delete the run's keys: %v", err)
+		}
+	})
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
 	t.Setenv("HERALD_BROKER_SECRET", hex.EncodeToString(secret)) // inherited by the processes

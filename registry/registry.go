@@ -100,15 +100,13 @@ func TTL(d time.Duration) RegisterOption {
 	}
 }
 
-// NewRegisterOptions validates inst, applies the defaults and then opts.
-// Implementations call it first in Register.
+// NewRegisterOptions validates inst (as [ValidateRecord] does: the names
+// and an address), applies the defaults and then opts. Implementations call
+// it first in Register.
 func NewRegisterOptions(inst Instance, opts ...RegisterOption) (RegisterOptions, error) {
 	o := RegisterOptions{TTL: DefaultTTL}
-	if err := ValidateInstance(inst); err != nil {
+	if err := ValidateRecord(inst); err != nil {
 		return o, err
-	}
-	if inst.Addr == "" {
-		return o, fmt.Errorf("%w: instance %s/%s has no address", ErrInvalid, inst.Service, inst.ID)
 	}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
@@ -120,7 +118,8 @@ func NewRegisterOptions(inst Instance, opts ...RegisterOption) (RegisterOptions,
 
 // ValidateInstance checks the names of inst, its service and its ID (not
 // its address: Deregister needs only the names). Implementations call it in
-// Deregister; [NewRegisterOptions] calls it for Register.
+// Deregister; [NewRegisterOptions] calls it for Register, [ValidateRecord]
+// for [Recorder.Record].
 func ValidateInstance(inst Instance) error {
 	if err := ValidateName(inst.Service); err != nil {
 		return err

@@ -18,6 +18,7 @@ import (
 var (
 	_ broker.Broker         = (*Broker)(nil)
 	_ broker.BatchPublisher = (*Broker)(nil)
+	_ broker.GroupDeclarer  = (*Broker)(nil)
 )
 
 // Broker is the peer-to-peer HTTP broker: a publisher spool and a
@@ -30,7 +31,7 @@ type Broker struct {
 	log    *slog.Logger
 	client *http.Client
 
-	ctx    context.Context // ends at Close: route watches, the groups watch
+	ctx    context.Context // ends at Close: route watches
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
@@ -112,7 +113,6 @@ func New(reg registry.Registry, opts ...Option) (*Broker, error) {
 		return nil, fmt.Errorf("http: open: %w", err)
 	}
 	b.eng = e
-	b.wg.Go(b.watchGroups)
 	e.syncAll()
 	return b, nil
 }
@@ -271,114 +271,6 @@ func (b *Broker) targetsOf(topic string) []string {
 	return keys
 }
 
-func (b *Broker) knowsGroup(topic, group string) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.groups[topic][group]
-}
-
-func (b *Broker) hasGroups(topic string) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return len(b.groups[topic]) > 0
-}
-
-func (b *Broker) groupsOf(topic string) []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var gs []string
-	for g := range b.groups[topic] {
-		gs = append(gs, g)
-	}
-	return gs
-}
-
-// rememberGroup records that group exists on topic, and reports whether
-// it is news.
-func (b *Broker) rememberGroup(topic, group string) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	gs := b.groups[topic]
-	if gs == nil {
-		gs = map[string]bool{}
-		b.groups[topic] = gs
-	}
-	if gs[group] {
-		return false
-	}
-	gs[group] = true
-	return true
-}
-
-// learnGroup remembers a queue group seen in the registry, durably: from
-// now on this publisher keeps the group's messages until a member takes
-// them.
-func (b *Broker) learnGroup(topic, group string) {
-	if !b.rememberGroup(topic, group) {
-		return
-	}
-	if e := b.engine(); e != nil {
-		e.async(&op{kind: opGroup, topic: topic, group: group})
-		e.syncTopic(topic)
-	}
-}
-
-// watchGroups learns the queue groups every member announces under
-// [GroupsService], until Close.
-func (b *Broker) watchGroups() {
-	backoff := 100 * time.Millisecond
-	for b.ctx.Err() == nil {
-		ch, err := b.reg.Watch(b.ctx, GroupsService)
-		if err == nil {
-			backoff = 100 * time.Millisecond
-			for ev := range ch {
-				if ev.Type != registry.Added {
-					continue
-				}
-				topic, group := ev.Instance.Metadata[metaTopic], ev.Instance.Metadata[metaQueue]
-				if broker.ValidateTopic(topic) == nil && broker.ValidateQueue(group) == nil {
-					b.learnGroup(topic, group)
-				}
-			}
-		}
-		if b.ctx.Err() != nil || errors.Is(err, registry.ErrClosed) {
-			return
-		}
-		select {
-		case <-b.ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 5*time.Second)
-	}
-}
-
-// ForgetGroup makes this publisher forget the queue group of topic: its
-// spooled messages are deleted and new ones are no longer kept for it
-// (until a member of the group shows up again). Queue groups are durable by
-// name, so a group that is gone for good must be forgotten by each
-// publisher that knew it.
-func (b *Broker) ForgetGroup(ctx context.Context, topic, group string) error {
-	if err := broker.ValidateTopic(topic); err != nil {
-		return fmt.Errorf("http: forget group: %w", err)
-	}
-	if err := broker.ValidateQueue(group); err != nil {
-		return fmt.Errorf("http: forget group: %w", err)
-	}
-	b.mu.Lock()
-	delete(b.groups[topic], group)
-	b.mu.Unlock()
-	e := b.engine()
-	if e == nil {
-		return fmt.Errorf("http: forget group %s of %q: %w", group, topic, broker.ErrClosed)
-	}
-	e.dropTarget(groupKey(topic, group))
-	if err := b.submit(ctx, &op{kind: opForget, topic: topic, group: group}); err != nil {
-		return fmt.Errorf("http: forget group %s of %q: %w", group, topic, err)
-	}
-	return nil
-}
-
 // Close unsubscribes every subscription (letting handlers in flight finish,
 // bounded by ctx), keeps delivering spooled messages to reachable
 // subscribers for up to [WithCloseFlush] (bounded by ctx), then closes the
@@ -421,7 +313,7 @@ func (b *Broker) Close(ctx context.Context) error {
 		cancel()
 	}
 	b.mu.Lock()
-	b.cancel() // route and group watches; under mu, so route starts no watch after it
+	b.cancel() // route watches; under mu, so route starts no watch after it
 	b.mu.Unlock()
 	b.engMu.Lock()
 	e := b.eng

@@ -133,36 +133,9 @@ func TestSpoolInUse(t *testing.T) {
 	}
 }
 
-// TestGroupLearntFromAnnouncements: a publisher that never published to a
-// topic learns its queue group from the members' announcements, and keeps
-// the group's messages while no member is live.
-func TestGroupLearntFromAnnouncements(t *testing.T) {
-	c := newCluster()
-	ctx := context.Background()
-	topic, group := "learn.groups", "g1"
-	pub := c.open(t)
-	member := c.open(t)
-	sub, err := member.Subscribe(ctx, topic, func(context.Context, *broker.Message) error { return nil }, broker.Queue(group))
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, 5*time.Second, "the publisher to learn the group", func() bool {
-		return pub.KnowsGroup(topic, group)
-	})
-	if err := sub.Unsubscribe(ctx); err != nil {
-		t.Fatal(err)
-	}
-	ids := publish(t, pub, topic, "kept for the group")
-	col := newCollector()
-	if _, err := c.open(t).Subscribe(ctx, topic, col.handle, broker.Queue(group)); err != nil {
-		t.Fatal(err)
-	}
-	if got := col.want(t, 1); got[0].ID != ids[0] {
-		t.Fatalf("delivered %s, want %s", got[0].ID, ids[0])
-	}
-}
-
-// TestForgetGroup: a forgotten group's spooled messages are deleted.
+// TestForgetGroup: a forgotten group's spooled messages are deleted, and
+// its record leaves the registry: a publisher that never knew the group does
+// not learn it any more.
 func TestForgetGroup(t *testing.T) {
 	c := newCluster()
 	ctx := context.Background()
@@ -190,6 +163,11 @@ func TestForgetGroup(t *testing.T) {
 	publish(t, pub, topic, "four") // no target now: dropped
 	if s := pub.Stats(); s.Spooled != 0 {
 		t.Fatalf("spooled %d after publishing to a forgotten group", s.Spooled)
+	}
+	late := c.open(t)
+	publish(t, late, topic, "five")
+	if s := late.Stats(); s.Spooled != 0 || late.KnowsGroup(topic, group) {
+		t.Fatalf("a new publisher after ForgetGroup: spooled %d, knows the group %v", s.Spooled, late.KnowsGroup(topic, group))
 	}
 	if err := pub.ForgetGroup(ctx, "bad topic", group); !errors.Is(err, broker.ErrBadTopic) {
 		t.Fatalf("ForgetGroup with a bad topic: %v", err)

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/herald-dev/herald/broker"
 	"github.com/herald-dev/herald/broker/brokertest"
 	httpbroker "github.com/herald-dev/herald/broker/http"
@@ -105,10 +107,26 @@ func TestConformanceEtcd(t *testing.T) {
 	if os.Getenv("HERALD_LONG") != "1" {
 		t.Skip("HERALD_LONG is not 1: the etcd conformance run takes a minute or more")
 	}
-	u, err := url.Parse(raw + "?prefix=" + url.QueryEscape("/herald-test/"+broker.NewID()+"/"))
+	prefix := "/herald-test/" + broker.NewID() + "/"
+	u, err := url.Parse(raw + "?prefix=" + url.QueryEscape(prefix))
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Group records have no lease: delete what the run leaves in the shared
+	// etcd (registered at the start, so it runs after every client closed).
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		r, err := etcd.OpenURL(ctx, u)
+		if err != nil {
+			t.Errorf("open etcd to clean up: %v", err)
+			return
+		}
+		defer r.Close(ctx)
+		if _, err := r.Client().Delete(ctx, prefix, clientv3.WithPrefix()); err != nil {
+			t.Errorf("delete the run's keys: %v", err)
+		}
+	})
 	c := newCluster()
 	c.openRegistry = func(t testing.TB) registry.Registry {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -7,9 +7,11 @@
 //
 // Every subscription is an HTTP endpoint of its process, registered in a
 // [registry.Registry] under [ServiceName] of its topic ("herald.broker." +
-// topic) with its queue group in the metadata. A publisher looks the
-// topic's subscriptions up and POSTs the messages to them: each message to
-// every broadcast subscriber and to one member of each queue group. Unlike
+// topic) with its queue group in the metadata; beside them, each queue
+// group of the topic has a record there that outlives its members. A
+// publisher looks the topic's subscriptions up and POSTs the messages to
+// them: each message to every broadcast subscriber and to one member of
+// each queue group. Unlike
 // Go Micro's broker, whose Publish returns before delivery, keeps failed
 // sends in a 64-message in-memory inbox and acknowledges nothing, this one:
 //
@@ -29,25 +31,41 @@
 // Publish commits the message to the publisher's spool (one bbolt
 // transaction, fsynced; concurrent publishers share a commit) for every
 // target known at that moment, and returns. Before each commit the publisher
-// looks the topic's subscriptions up in the registry, so a subscription
-// registered before Publish was called is never missed. A background sender
-// delivers each target's messages in publish order, in batches, and deletes
-// a message once its subscriber acknowledged it. A Publish whose context
-// ends while it waits for the commit returns the context's error; the
-// message may still have been spooled.
+// looks the topic's subscriptions and group records up in the registry (one
+// lookup: they are listed together), so a subscription registered, or a
+// group recorded, before Publish was called is never missed. A background
+// sender delivers each target's messages in publish order, in batches, and
+// deletes a message once its subscriber acknowledged it. A Publish whose
+// context ends while it waits for the commit returns the context's error;
+// the message may still have been spooled.
 //
 // The targets are:
 //
-//   - Each queue group of the topic the publisher knows. Queue groups are
-//     durable by name: once a publisher has seen a member of a group (in the
-//     topic's listing, or in the [GroupsService] announcements every member
-//     makes, which every broker watches), it remembers the group in its
-//     spool, and keeps the group's messages while the group has no live
+//   - Each queue group of the topic. Queue groups are durable by name and
+//     shared through the registry. Subscribe with [broker.Queue] and
+//     [Broker.DeclareGroup] record the group before they return: in the
+//     registry, as a listing without a lease under the topic's
+//     [ServiceName] that outlives every process (see [registry.Recorder]),
+//     and in the broker's own spool. A publisher learns a group from its
+//     record or from a live member, in the lookup before a commit or from
+//     its watch of the topic; from then on it remembers the group in its
+//     spool and keeps the group's messages while the group has no live
 //     member, for as long as it takes one to come back, across restarts of
-//     either side. A group that is gone for good is forgotten with
-//     [Broker.ForgetGroup]. A group this publisher has never seen gets
-//     nothing: a message published while no one ever joined it is not kept
-//     for it.
+//     either side. So a message is kept for every group declared or joined
+//     before Publish was called: by this very broker (even one whose member
+//     left at once), or by another process that has exited since, before
+//     this publisher ever saw a member. A group that is gone for good is
+//     deleted with [Broker.ForgetGroup]: its record leaves the registry (so
+//     publishers that do not know the group will not learn it) and the
+//     publisher it is called on drops the group and its messages; other
+//     publishers that know the group keep it until ForgetGroup is called on
+//     them too, and a live member teaches it again. A group nobody declared
+//     or joined gets nothing: a message published before that is not kept
+//     for it. With a registry that keeps no records (not a
+//     [registry.Recorder]; mem, nats and etcd all keep them), publishers
+//     learn a group from its live members only, a broker's own groups from
+//     its spool, and DeclareGroup returns an error wrapping
+//     [errors.ErrUnsupported].
 //   - Each live broadcast subscription. Broadcast subscribers are
 //     ephemeral: they get what is published while they are registered; when
 //     a subscription leaves the registry (it unsubscribed, or its lease ran
@@ -55,8 +73,9 @@
 //
 // A message published to a topic with no target at all is dropped, as on a
 // subject nobody listens to — except a dead letter, which is held in the
-// spool and handed to the first queue groups that join its topic (so a DLQ
-// consumer that starts late still finds what failed meanwhile).
+// spool and handed to the first queue groups its topic gets, declared or
+// joined (so a DLQ consumer that starts late still finds what failed
+// meanwhile; a DLQ group already recorded takes its dead letters at once).
 //
 // Each delivery request carries up to 512 messages (1 MiB) of one target
 // to one endpoint. The subscriber runs the handlers through

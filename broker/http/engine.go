@@ -26,8 +26,10 @@ const (
 	opRelease               // hand held dead letters to the topic's groups
 )
 
-// op is one change to the spool. Publishes wait for their commit; the other
-// ops are applied with the next commit.
+// op is one change to the spool. Those submitted through Broker.submit
+// (publishes, and the groups that Subscribe, DeclareGroup and ForgetGroup
+// record or forget) wait for their commit; the others (engine.async) are
+// applied with the next commit.
 type op struct {
 	kind     opKind
 	topic    string
@@ -38,7 +40,7 @@ type op struct {
 	attempts uint32
 	due      int64
 	group    string
-	done     chan error // opPublish
+	done     chan error // submitted ops: the commit's outcome
 }
 
 // maxRound bounds the ops of one commit.
@@ -238,10 +240,13 @@ func (e *engine) gatherLoop() {
 	}
 }
 
-// prepare routes every topic of a round.
+// prepare routes every topic published to in a round.
 func (e *engine) prepare(round []*op) prepared {
 	p := prepared{ops: round, routes: map[string][]string{}, blind: map[string]bool{}}
 	for _, o := range round {
+		if o.kind != opPublish {
+			continue // a group remembered or forgotten: nothing to route
+		}
 		if _, ok := p.routes[o.topic]; ok {
 			continue
 		}

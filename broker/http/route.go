@@ -18,10 +18,6 @@ const (
 	// ServicePrefix starts the registry service name of a topic's
 	// subscriptions: "herald.broker." + topic (see [ServiceName]).
 	ServicePrefix = "herald.broker."
-	// GroupsService is the registry service where every queue-group member
-	// also announces its group, so that publishers learn a group exists
-	// (and keep its messages) even for topics they have not published to yet.
-	GroupsService = "herald.broker-groups"
 
 	metaTopic       = "topic"
 	metaQueue       = "queue"
@@ -29,6 +25,8 @@ const (
 	metaAckWait     = "ack_wait_ms"
 	metaProtocol    = "protocol"
 	protocolVersion = "1"
+	metaRecord      = "record" // set on a group record, which is no endpoint
+	recordKindGroup = "queue-group"
 
 	// maxWindow bounds the requests in flight to one endpoint.
 	maxWindow = 256
@@ -44,6 +42,40 @@ func ServiceName(topic string) string {
 	}
 	sum := sha256.Sum256([]byte(topic))
 	return ServicePrefix + "h." + hex.EncodeToString(sum[:16])
+}
+
+// groupRecord is the registry record of the queue group group of topic:
+// an unleased listing (see [registry.Recorder]) under the topic's
+// [ServiceName], beside its subscriptions, so that the lookup a publisher
+// makes before each commit finds the topic's groups too. Its ID and address
+// depend on the group alone, so every member writes the same record and
+// writing it again is no news to watchers. It carries no protocol version:
+// publishers never take it for an endpoint.
+func groupRecord(topic, group string) registry.Instance {
+	return registry.Instance{
+		Service:  ServiceName(topic),
+		ID:       groupRecordID(group),
+		Addr:     recordKindGroup + ":" + group,
+		Metadata: map[string]string{metaTopic: topic, metaQueue: group, metaRecord: recordKindGroup},
+	}
+}
+
+// groupRecordID is the instance ID of a group's record: subscription IDs
+// start with 's', so the two never meet.
+func groupRecordID(group string) string { return "group." + group }
+
+// parseGroupRecord reads a registry instance of topic's service; ok is
+// false for an instance that is not the record of a queue group of topic.
+func parseGroupRecord(topic string, inst registry.Instance) (group string, ok bool) {
+	md := inst.Metadata
+	if md[metaRecord] != recordKindGroup || md[metaTopic] != topic {
+		return "", false
+	}
+	group = md[metaQueue]
+	if broker.ValidateQueue(group) != nil || inst.ID != groupRecordID(group) {
+		return "", false
+	}
+	return group, true
 }
 
 // endpoint is one live subscription as the registry lists it.
@@ -82,7 +114,8 @@ func parseEndpoint(topic string, inst registry.Instance) (endpoint, bool) {
 // route is the publisher's view of one topic's subscriptions: a cache of
 // the registry, kept by a watch and refreshed by a lookup before each commit
 // of published messages, so that a subscription registered before Publish
-// was called is never missed.
+// was called is never missed. The same listings carry the topic's group
+// records, which the broker learns (durably) as it sees them.
 type route struct {
 	b       *Broker
 	topic   string
@@ -145,7 +178,12 @@ func (r *route) merge(insts []registry.Instance, start uint64) {
 	r.mu.Lock()
 	changed := false
 	seen := map[string]bool{}
+	var groups []string
 	for _, inst := range insts {
+		if g, ok := parseGroupRecord(r.topic, inst); ok {
+			groups = append(groups, g)
+			continue
+		}
 		ep, ok := parseEndpoint(r.topic, inst)
 		if !ok {
 			continue
@@ -165,6 +203,9 @@ func (r *route) merge(insts []registry.Instance, start uint64) {
 	first := !r.synced
 	r.synced = true
 	r.mu.Unlock()
+	for _, g := range groups {
+		r.b.learnGroup(r.topic, g)
+	}
 	if changed || first {
 		r.b.routeChanged(r)
 	}
@@ -195,8 +236,17 @@ func (r *route) removeLocked(id string) {
 }
 
 // apply applies one watch event. A watch is authoritative: an Added event
-// revives an instance a lookup or a failed delivery had given up on.
+// revives an instance a lookup or a failed delivery had given up on. A
+// group record that is Added is learnt; one that is Removed (by
+// [Broker.ForgetGroup] somewhere) changes nothing here: a publisher that
+// knows a group keeps it until it is told to forget it.
 func (r *route) apply(ev registry.Event) {
+	if ev.Type == registry.Added {
+		if g, ok := parseGroupRecord(r.topic, ev.Instance); ok {
+			r.b.learnGroup(r.topic, g)
+			return
+		}
+	}
 	r.mu.Lock()
 	changed := false
 	switch ev.Type {

@@ -29,7 +29,7 @@ type subscription struct {
 	ctx    context.Context // the handlers' context: cancelled only when a drain runs out of time
 	cancel context.CancelFunc
 
-	inst, group registry.Instance
+	inst registry.Instance
 
 	mu       sync.Mutex
 	stopped  bool
@@ -58,7 +58,9 @@ func (s *subscription) keepAlive() time.Duration {
 
 // Subscribe registers a subscription of topic in the registry and hands
 // the deliveries that reach the endpoint to h, through [broker.Process].
-// The endpoint is opened by the first Subscribe.
+// The endpoint is opened by the first Subscribe. With [broker.Queue], the
+// group is recorded first, in the registry and in this broker's spool (see
+// [Broker.DeclareGroup]): it exists, durably, once Subscribe returns.
 func (b *Broker) Subscribe(ctx context.Context, topic string, h broker.Handler, opts ...broker.SubscribeOption) (broker.Subscription, error) {
 	o, err := broker.NewSubscribeOptions(topic, h, opts...)
 	if err != nil {
@@ -114,21 +116,20 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h broker.Handler, 
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		_ = b.reg.Deregister(dctx, s.inst)
-		if s.queue != "" {
-			_ = b.reg.Deregister(dctx, s.group)
-		}
 		return nil, fmt.Errorf("http: subscribe %q: %w", topic, err)
 	}
-	ttl := registry.TTL(b.cfg.ttl)
 	if o.Queue != "" {
-		// Announce the group first: a publisher that learns of it keeps
-		// its messages from then on.
-		s.group = registry.Instance{Service: GroupsService, ID: s.id, Addr: s.inst.Addr, Metadata: map[string]string{metaTopic: topic, metaQueue: o.Queue}}
-		if err := b.reg.Register(ctx, s.group, ttl); err != nil {
+		// The group exists from now on, durably, for every publisher. It is
+		// recorded before the member is listed, so that a member is never
+		// seen without its group's record: a publisher that starts after
+		// the member is gone (crashed right after Subscribe, say) still
+		// keeps the group's messages. A group recorded by a Subscribe that
+		// fails afterwards stays, as groups do, until ForgetGroup.
+		if err := b.recordGroup(ctx, topic, o.Queue); err != nil {
 			return fail(err)
 		}
 	}
-	if err := b.reg.Register(ctx, s.inst, ttl); err != nil {
+	if err := b.reg.Register(ctx, s.inst, registry.TTL(b.cfg.ttl)); err != nil {
 		return fail(err)
 	}
 	b.log.Debug("http broker: subscribed", "topic", topic, "queue", o.Queue, "subscription", s.id)
@@ -178,9 +179,6 @@ func (s *subscription) Unsubscribe(ctx context.Context) error {
 	dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	if err := b.reg.Deregister(dctx, s.inst); err != nil {
 		b.log.Warn("http broker: deregister subscription", "topic", s.topic, "subscription", s.id, "err", err)
-	}
-	if s.queue != "" {
-		_ = b.reg.Deregister(dctx, s.group)
 	}
 	dcancel()
 

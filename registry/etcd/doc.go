@@ -18,6 +18,11 @@
 // revokes the leases of what the client registered, which removes them at
 // once. [Registry.Kill] drops the client without revoking, as a crash would.
 //
+// # Records
+//
+// [Registry.Record] (see [registry.Recorder]) puts the instance's key with
+// no lease: etcd keeps it until a Deregister, by any client, deletes it.
+//
 // # Watch
 //
 // [Registry.Watch] reads the service's keys and then watches them from the

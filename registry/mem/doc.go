@@ -12,6 +12,13 @@
 // stops a client's heartbeats without deregistering, as a crashed process
 // would, so that expiry can be tested.
 //
+// # Records
+//
+// [Registry.Record] lists an instance with no lease (see
+// [registry.Recorder]): it stays in the store, through the Close and Kill
+// of the client that recorded it, until a Deregister by any client of the
+// store. A store lives as long as its process, so records do too.
+//
 // # URLs
 //
 // "mem://" opens a client of a new, empty store (see [OpenURL]); programs

@@ -19,7 +19,8 @@ type Store struct {
 	watchers map[string]map[*watcher]struct{}
 }
 
-// entry is one listed instance and the timer that expires its lease.
+// entry is one listed instance and the timer that expires its lease (nil
+// for a record, which has none).
 type entry struct {
 	inst  registry.Instance
 	timer *time.Timer
@@ -33,8 +34,9 @@ func NewStore() *Store {
 	}
 }
 
-// put lists inst for ttl from now, replacing a listing of the same instance,
-// and tells the watchers when the listing is new or changed.
+// put lists inst for ttl from now (for good when ttl is 0: a record),
+// replacing a listing of the same instance, and tells the watchers when the
+// listing is new or changed.
 func (s *Store) put(inst registry.Instance, ttl time.Duration) {
 	inst = clone(inst)
 	s.mu.Lock()
@@ -49,12 +51,15 @@ func (s *Store) put(inst registry.Instance, ttl time.Duration) {
 	if e == nil {
 		e = &entry{}
 		insts[inst.ID] = e
-	} else {
+	} else if e.timer != nil {
 		e.timer.Stop()
 	}
 	e.inst = inst
-	// The timer removes this very entry, unless it was replaced meanwhile.
-	e.timer = time.AfterFunc(ttl, func() { s.expire(inst.Service, inst.ID, e) })
+	e.timer = nil
+	if ttl > 0 {
+		// The timer removes this very entry, unless it was replaced meanwhile.
+		e.timer = time.AfterFunc(ttl, func() { s.expire(inst.Service, inst.ID, e) })
+	}
 	if changed {
 		s.notify(inst.Service, registry.Event{Type: registry.Added, Instance: clone(inst)})
 	}
@@ -81,7 +86,9 @@ func (s *Store) removeLocked(service, id string) {
 	if e == nil {
 		return
 	}
-	e.timer.Stop()
+	if e.timer != nil {
+		e.timer.Stop()
+	}
 	delete(s.services[service], id)
 	if len(s.services[service]) == 0 {
 		delete(s.services, service)

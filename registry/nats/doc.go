@@ -29,6 +29,13 @@
 // expires after the bucket's marker TTL, so deregistered instances leave
 // nothing behind).
 //
+// # Records
+//
+// [Registry.Record] (see [registry.Recorder]) writes the instance's key
+// with no TTL and no heartbeat: the bucket keeps it until a Deregister, by
+// any client, purges it. It refuses a bucket that has a maximum age (one
+// made by someone else), which would drop records.
+//
 // # Watch
 //
 // Watch is a KV watch on "<service>.*". Its first events are the live

@@ -4,8 +4,9 @@
 // The suite opens several clients of one backend (an in-process store, a
 // NATS server, an etcd cluster) and checks what one client registers is what
 // the others see: lookups, watch events, updates, deregistration, lease
-// expiry after a client stops renewing, and what Close does. Each behaviour
-// is its own subtest; subtests run in parallel and use their own service
+// expiry after a client stops renewing, and what Close does; and, for
+// registries that implement [registry.Recorder], that records outlive their
+// clients. Each behaviour is its own subtest; subtests run in parallel and use their own service
 // names, so one backend serves the whole run.
 package registrytest
 
@@ -71,6 +72,11 @@ func Run(t *testing.T, open Open, f Features) {
 		{"ClosedRefuses", s.testClosedRefuses},
 		{"MetadataIsCopied", s.testMetadataCopied},
 		{"Concurrent", s.testConcurrent},
+		{"RecordOutlivesClose", s.testRecordOutlivesClose},
+		{"RecordOutlivesCrash", s.testRecordOutlivesCrash},
+		{"RecordReplacesRegistration", s.testRecordReplacesRegistration},
+		{"RecordUpdate", s.testRecordUpdate},
+		{"RecordRefuses", s.testRecordRefuses},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
