@@ -3,81 +3,22 @@ package natsserver_test
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/herald-dev/herald/broker/nats/natsserver"
+	"github.com/herald-dev/herald/broker/nats/natsserver/natsservertest"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
-
-// startCluster starts three cluster nodes n1, n2, n3 on loopback and waits
-// until their JetStream has a meta leader.
-//
-// nats-server runs clustered JetStream only on a node with configured
-// routes, so the first node needs the address of another before either
-// runs: n2's cluster port is the one picked in advance (a free port of the
-// moment); n1 and n3 take random ports and the others route to the
-// addresses they got.
-func startCluster(t *testing.T) []*natsserver.Server {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n2Port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	n2Route := fmt.Sprintf("nats-route://127.0.0.1:%d", n2Port)
-
-	start := func(name string, port int, routes ...string) *natsserver.Server {
-		t.Helper()
-		srv, err := natsserver.Start(
-			natsserver.WithServerName(name),
-			natsserver.WithCluster("herald-test", "127.0.0.1", port),
-			natsserver.WithRoutes(routes...),
-			natsserver.WithDataDir(t.TempDir()),
-		)
-		if err != nil {
-			t.Fatalf("start %s: %v", name, err)
-		}
-		t.Cleanup(srv.Shutdown)
-		return srv
-	}
-	n1 := start("n1", -1, n2Route)
-	n2 := start("n2", n2Port, n1.ClusterURL())
-	n3 := start("n3", -1, n1.ClusterURL(), n2.ClusterURL())
-	if n2.ClusterURL() != n2Route {
-		t.Fatalf("n2 ClusterURL %s, want %s", n2.ClusterURL(), n2Route)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	nodes := []*natsserver.Server{n1, n2, n3}
-	for _, n := range nodes {
-		if err := n.JetStreamReady(ctx); err != nil {
-			t.Fatalf("%s: %v", n.Name(), err)
-		}
-	}
-	return nodes
-}
-
-// clientURLs is the comma-separated client URLs of nodes.
-func clientURLs(nodes ...*natsserver.Server) string {
-	urls := make([]string, len(nodes))
-	for i, n := range nodes {
-		urls[i] = n.ClientURL()
-	}
-	return strings.Join(urls, ",")
-}
 
 // TestClusterReplicatesAndFailsOver forms a three-node cluster in process,
 // creates a stream with three replicas, stops the node that leads it, and
 // checks that another node leads it with the message still there, and that
 // the node comes back on its addresses and catches up.
 func TestClusterReplicatesAndFailsOver(t *testing.T) {
-	nodes := startCluster(t)
+	nodes := natsservertest.StartCluster(t, 3)
 	byName := map[string]*natsserver.Server{}
 	for _, n := range nodes {
 		byName[n.Name()] = n
@@ -90,7 +31,7 @@ func TestClusterReplicatesAndFailsOver(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	nc, err := nats.Connect(clientURLs(nodes...), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
+	nc, err := nats.Connect(natsservertest.URL(nodes...), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +119,7 @@ func caughtUp(ci *jetstream.ClusterInfo, name string) bool {
 // the nodes in rest, and returns its name.
 func waitLeader(ctx context.Context, t *testing.T, rest []*natsserver.Server, old string) string {
 	t.Helper()
-	nc, err := nats.Connect(clientURLs(rest...))
+	nc, err := nats.Connect(natsservertest.URL(rest...))
 	if err != nil {
 		t.Fatal(err)
 	}
