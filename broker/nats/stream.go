@@ -8,8 +8,8 @@ import (
 )
 
 // streamConfig is the configuration of the stream of topic: one subject,
-// Limits retention with the broker's max age, its storage, and its
-// duplicate window.
+// Limits retention with the broker's max age, its storage, its duplicate
+// window and its replicas.
 func (b *Broker) streamConfig(topic string) jetstream.StreamConfig {
 	dup := b.cfg.dupWindow
 	if b.cfg.maxAge > 0 {
@@ -26,13 +26,15 @@ func (b *Broker) streamConfig(topic string) jetstream.StreamConfig {
 		Duplicates:  dup,
 		MaxMsgs:     -1,
 		MaxBytes:    -1,
+		Replicas:    b.cfg.replicas,
 	}
 }
 
 // ensureStream makes sure the stream of topic exists, creating it, or
 // updating its max age and duplicate window when they differ from the
-// broker's. Streams found are remembered; [Broker.forgetStream] undoes that
-// when a publish finds the stream gone.
+// broker's and raising its replicas when it has fewer than the broker's
+// (never lowering them: see [WithReplicas]). Streams found are remembered;
+// [Broker.forgetStream] undoes that when a publish finds the stream gone.
 func (b *Broker) ensureStream(ctx context.Context, topic string) error {
 	if _, ok := b.streams.Load(topic); ok {
 		return nil
@@ -56,8 +58,16 @@ func (b *Broker) ensureStream(ctx context.Context, topic string) error {
 			b.cfg.logger.Info("nats: stream exists with another storage type; keeping it",
 				"stream", want.Name, "storage", have.Storage.String())
 		}
-		if have.MaxAge != want.MaxAge || have.Duplicates != want.Duplicates {
+		if have.Replicas > want.Replicas {
+			b.cfg.logger.Info("nats: stream exists with more replicas than asked; keeping them",
+				"stream", want.Name, "replicas", have.Replicas, "asked", want.Replicas)
+		}
+		if have.MaxAge != want.MaxAge || have.Duplicates != want.Duplicates || have.Replicas < want.Replicas {
+			if have.Replicas < want.Replicas {
+				b.cfg.logger.Info("nats: scaling stream up", "stream", want.Name, "from", have.Replicas, "to", want.Replicas)
+			}
 			have.MaxAge, have.Duplicates = want.MaxAge, want.Duplicates
+			have.Replicas = max(have.Replicas, want.Replicas)
 			_, err = b.js.UpdateStream(ctx, have)
 		}
 	}
