@@ -154,7 +154,7 @@ func TestClusterOptionsValidated(t *testing.T) {
 		{"cluster without a server name", []natsserver.Option{natsserver.WithCluster("c", "127.0.0.1", -1), natsserver.WithRoutes("nats-route://127.0.0.1:6222")}},
 		{"routes without a cluster", []natsserver.Option{natsserver.WithRoutes("nats-route://127.0.0.1:6222")}},
 		{"empty cluster name", []natsserver.Option{natsserver.WithCluster("", "127.0.0.1", -1)}},
-		{"cluster name with a dot", []natsserver.Option{natsserver.WithCluster("a.b", "127.0.0.1", -1)}},
+		{"cluster name with a space", []natsserver.Option{natsserver.WithCluster("a b", "127.0.0.1", -1)}},
 		{"empty cluster host", []natsserver.Option{natsserver.WithCluster("c", "", -1)}},
 		{"cluster port 0", []natsserver.Option{natsserver.WithCluster("c", "127.0.0.1", 0)}},
 		{"cluster port too high", []natsserver.Option{natsserver.WithCluster("c", "127.0.0.1", 70000)}},

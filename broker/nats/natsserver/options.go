@@ -150,8 +150,8 @@ func WithLogger(l *slog.Logger) Option {
 func WithCluster(name, host string, port int) Option {
 	return func(c *config) error {
 		switch {
-		case name == "" || strings.ContainsAny(name, " \t\r\n."):
-			return invalid("cluster name %q must be non-empty, without spaces or dots", name)
+		case name == "" || strings.ContainsAny(name, " \t\r\n"):
+			return invalid("cluster name %q must be non-empty, without spaces", name)
 		case host == "":
 			return invalid("empty cluster host")
 		case port < -1 || port == 0 || port > 65535:
