@@ -111,7 +111,8 @@
 // in flight meanwhile is retried until the new leader stores it (its
 // Nats-Msg-Id keeps a retry from storing it twice), and subscriptions go on
 // pulling from the new leader. A stream that exists with fewer replicas is
-// scaled up; one with more is kept (see [WithReplicas]). While fewer than
+// scaled up (or, if the cluster refuses, used as it is with a warning); one
+// with more is kept (see [WithReplicas]). While fewer than
 // the replicas' majority of servers are up, the streams take no publishes;
 // a new stream cannot be created until as many servers as its replicas are
 // up.

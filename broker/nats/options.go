@@ -204,7 +204,8 @@ func WithPrefetch(n int) Option {
 // it fails with the server's reason. A stream found with fewer replicas
 // than n is scaled up to n; one found with more is kept as it is (a
 // broker started without the option must not scale a replicated stream
-// down), and the broker logs that it did so.
+// down), and the broker logs it. A scale-up the cluster refuses (fewer
+// servers up than n) is logged as a warning and the stream used as it is.
 func WithReplicas(n int) Option {
 	return func(c *config) error {
 		if n < 1 || n > MaxReplicas {

@@ -190,6 +190,27 @@ func TestReplicasOnSingleServer(t *testing.T) {
 	}
 }
 
+// TestReplicasScaleUpRefused: a stream the server cannot scale up (a
+// single server) is used as it is, with a warning, rather than refusing
+// the publish.
+func TestReplicasScaleUpRefused(t *testing.T) {
+	srv := startServer(t)
+	publish(t, open(t, srv), "kept", &broker.Message{ID: "k1"})
+	var logs syncLog
+	b := open(t, srv, nats.WithReplicas(3), nats.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	publish(t, b, "kept", &broker.Message{ID: "k2"})
+	if !strings.Contains(logs.String(), "could not scale the stream up") {
+		t.Errorf("no warning of the refused scale-up:\n%s", logs.String())
+	}
+	s, err := jsOf(t, b).Stream(ctxT(t, 10*time.Second), "herald~kept")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info := s.CachedInfo(); info.Config.Replicas != 1 || info.State.Msgs != 2 {
+		t.Errorf("stream has %d replicas and %d messages, want 1 and 2", info.Config.Replicas, info.State.Msgs)
+	}
+}
+
 func TestOpenURLReplicasAndServers(t *testing.T) {
 	ctx := ctxT(t, wait)
 	for _, tc := range []struct {

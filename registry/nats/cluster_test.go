@@ -152,6 +152,30 @@ func TestReplicasOnSingleServer(t *testing.T) {
 	}
 }
 
+// TestReplicasScaleUpRefused: a bucket the server cannot scale up (a
+// single server) is used as it is, with a warning.
+func TestReplicasScaleUpRefused(t *testing.T) {
+	s := startServer(t)
+	ctx := context.Background()
+	first, err := regnats.Connect(ctx, s.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close(ctx)
+	var logs syncLog
+	r, err := regnats.Connect(ctx, s.ClientURL(), regnats.WithReplicas(3), regnats.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	if err != nil {
+		t.Fatalf("Connect with replicas=3 to an existing bucket on a single server: %v", err)
+	}
+	defer r.Close(ctx)
+	if err := r.Register(ctx, registry.Instance{Service: "herald.user", ID: "a", Addr: "127.0.0.1:1"}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "could not scale the bucket up") {
+		t.Errorf("no warning of the refused scale-up:\n%s", logs.String())
+	}
+}
+
 func TestOpenURLReplicasAndServers(t *testing.T) {
 	for _, raw := range []string{"nats://h:1?replicas=x", "nats://h:1?replicas=0", "nats://h:1?replicas=6", "nats://h:1?replicas=3&replicas=3",
 		"nats://a:1,,b:2", "nats://a:1,nats://b:2", "nats://a:1/x"} {

@@ -107,8 +107,9 @@ func WithMarkerTTL(d time.Duration) Option {
 // retried at the next one. More than 1 needs a cluster of at least that
 // many servers: a single server refuses to create such a bucket.
 //
-// A bucket that exists with fewer replicas is scaled up to n; one with
-// more keeps them (a client started without the option must not scale a
+// A bucket that exists with fewer replicas is scaled up to n (if the
+// cluster refuses, it is used as it is, with a warning); one with more
+// keeps them (a client started without the option must not scale a
 // replicated bucket down), and the registry logs it.
 func WithReplicas(n int) Option {
 	return func(o *options) error {
@@ -166,57 +167,62 @@ func newOptions(opts []Option) (options, error) {
 	return o, nil
 }
 
-// bucket creates the bucket, or binds to it when it exists with per-message
-// TTLs enabled, raising its replicas to o's if it has fewer.
+// bucket binds to the bucket when it exists with per-message TTLs enabled,
+// raising its replicas to o's if it has fewer, or creates it.
 func bucket(ctx context.Context, js jetstream.JetStream, o options) (jetstream.KeyValue, error) {
-	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:         o.bucket,
-		Description:    "Herald service registry: one key per instance, leased by per-key TTL",
-		History:        1,
-		LimitMarkerTTL: o.markerTTL,
-		Replicas:       o.replicas,
-	})
-	if err == nil {
-		return kv, nil
+	kv, err := js.KeyValue(ctx, o.bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:         o.bucket,
+			Description:    "Herald service registry: one key per instance, leased by per-key TTL",
+			History:        1,
+			LimitMarkerTTL: o.markerTTL,
+			Replicas:       o.replicas,
+		})
+		if err == nil {
+			return kv, nil
+		}
+		if !errors.Is(err, jetstream.ErrBucketExists) {
+			return nil, fmt.Errorf("nats registry: create bucket %q: %w", o.bucket, err)
+		}
+		kv, err = js.KeyValue(ctx, o.bucket) // created by another client in between
 	}
-	if !errors.Is(err, jetstream.ErrBucketExists) {
-		return nil, fmt.Errorf("nats registry: create bucket %q: %w", o.bucket, err)
-	}
-	// Made by someone else, maybe with other settings: use it if leases work.
-	kv, err = js.KeyValue(ctx, o.bucket)
 	if err != nil {
 		return nil, fmt.Errorf("nats registry: bucket %q: %w", o.bucket, err)
 	}
+	// Made by someone else, maybe with other settings: use it if leases work.
 	st, err := kv.Status(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("nats registry: bucket %q: %w", o.bucket, err)
 	}
-	if s, ok := st.(*jetstream.KeyValueBucketStatus); ok && s.LimitMarkerTTL() == 0 {
+	s, ok := st.(*jetstream.KeyValueBucketStatus)
+	if !ok {
+		return kv, nil
+	}
+	if s.LimitMarkerTTL() == 0 {
 		return nil, fmt.Errorf("%w: bucket %q exists without LimitMarkerTTL, so keys cannot expire; delete it or choose another bucket", registry.ErrInvalid, o.bucket)
 	}
-	if err := scaleUp(ctx, js, o); err != nil {
-		return nil, fmt.Errorf("nats registry: bucket %q: replicas: %w", o.bucket, err)
-	}
+	scaleUp(ctx, js, s.StreamInfo().Config, o)
 	return kv, nil
 }
 
-// scaleUp raises the replicas of the bucket's stream to o's when it has
-// fewer, and only logs when it has more.
-func scaleUp(ctx context.Context, js jetstream.JetStream, o options) error {
-	s, err := js.Stream(ctx, "KV_"+o.bucket)
-	if err != nil {
-		return err
-	}
-	cfg := s.CachedInfo().Config
+// scaleUp raises the replicas of the bucket's stream, configured as cfg,
+// to o's when it has fewer, and never lowers them. A scale-up the cluster
+// refuses (too few servers up, or a single server) is logged and the
+// bucket used as it is.
+func scaleUp(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig, o options) {
+	log := o.log.With("bucket", o.bucket, "replicas", cfg.Replicas, "asked", o.replicas)
 	switch {
 	case cfg.Replicas > o.replicas:
-		o.log.Info("registry: bucket has more replicas than asked; keeping them", "bucket", o.bucket, "replicas", cfg.Replicas, "asked", o.replicas)
+		log.Info("registry: bucket has more replicas than asked; keeping them")
 	case cfg.Replicas < o.replicas:
-		o.log.Info("registry: scaling bucket up", "bucket", o.bucket, "from", cfg.Replicas, "to", o.replicas)
 		cfg.Replicas = o.replicas
-		_, err = js.UpdateStream(ctx, cfg)
+		if _, err := js.UpdateStream(ctx, cfg); err != nil {
+			log.Warn("registry: could not scale the bucket up; using it as it is", "err", err)
+			return
+		}
+		log.Info("registry: bucket scaled up")
 	}
-	return err
 }
 
 // Connect connects to the NATS server at serverURL, or to one of the
