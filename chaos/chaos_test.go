@@ -70,6 +70,8 @@ type system struct {
 	emailBrokerURL string
 	// httpBroker: no broker process; events are counted out of the outbox.
 	httpBroker bool
+	// retries counts the client calls that failed and were tried again.
+	retries atomic.Int64
 }
 
 func startSystem(t *testing.T, userExtra ...string) *system {
@@ -101,8 +103,14 @@ func (s *system) emailArgs() []string {
 
 // register registers n users at concurrency 8, retrying each until it is
 // registered (a retry after an answer lost in a fault gets AlreadyExists,
-// which counts as registered). progress is called after each one.
+// which counts as registered; s.retries counts the retries). progress is
+// called after each one.
 func (s *system) register(ctx context.Context, n int, progress func(done int)) int {
+	return s.registerFrom(ctx, 0, n, progress)
+}
+
+// registerFrom is register for the users from, from+1, … from+n-1.
+func (s *system) registerFrom(ctx context.Context, from, n int, progress func(done int)) int {
 	client := userv1connect.NewUserServiceClient(&http.Client{Timeout: 10 * time.Second}, "http://"+s.userAddr)
 	var (
 		wg   sync.WaitGroup
@@ -118,6 +126,7 @@ func (s *system) register(ctx context.Context, n int, progress func(done int)) i
 					if err == nil || connect.CodeOf(err) == connect.CodeAlreadyExists {
 						break
 					}
+					s.retries.Add(1)
 					select { // a fault in progress: try again shortly
 					case <-ctx.Done():
 					case <-time.After(50 * time.Millisecond):
@@ -128,7 +137,7 @@ func (s *system) register(ctx context.Context, n int, progress func(done int)) i
 		})
 	}
 	for i := range n {
-		work <- i
+		work <- from + i
 	}
 	close(work)
 	wg.Wait()
@@ -240,8 +249,8 @@ func (s *system) report(scenario string, registered int) {
 			resent += c - len(ids[a])
 		}
 	}
-	line := fmt.Sprintf("chaos: %s registrations=%d published=%d mails=%d lost=%d duplicated=%d resent_same_message_id=%d",
-		scenario, registered, s.published(), total, lost, dup, resent)
+	line := fmt.Sprintf("chaos: %s registrations=%d published=%d mails=%d lost=%d duplicated=%d resent_same_message_id=%d retries=%d",
+		scenario, registered, s.published(), total, lost, dup, resent, s.retries.Load())
 	fmt.Println(line)
 	s.t.Log(line)
 	if lost != 0 || dup != 0 || total != registered+resent {

@@ -3,6 +3,8 @@
 // email service as separate processes on loopback, inject faults (SIGKILL
 // and restart of one process mid-stream) while users register, and count
 // what came out: every registration must give exactly one welcome mail.
+// One scenario runs the broker as a JetStream cluster of three processes
+// with replicas=3 and SIGKILLs the node leading the user.registered stream.
 //
 // Each scenario prints one line
 //

@@ -45,7 +45,7 @@ type Broker struct {
 //
 // Options: [WithConn], [WithNATSOptions], [WithPrefix], [WithMemoryStorage],
 // [WithMaxAge], [WithDuplicateWindow], [WithMaxPending],
-// [WithPublishTimeout], [WithPrefetch], [WithLogger].
+// [WithPublishTimeout], [WithPrefetch], [WithReplicas], [WithLogger].
 func New(ctx context.Context, url string, opts ...Option) (*Broker, error) {
 	cfg := defaults()
 	for _, opt := range opts {
@@ -194,6 +194,11 @@ func (b *Broker) isClosed() bool {
 	defer b.mu.Unlock()
 	return b.closed
 }
+
+// Replicas returns how many replicas the broker gives the streams it
+// creates ([WithReplicas]): what another JetStream asset that belongs with
+// them (a key-value bucket of the same service) should have too.
+func (b *Broker) Replicas() int { return b.cfg.replicas }
 
 // As exposes the broker's NATS parts: target may be a **nats.Conn,
 // a *jetstream.JetStream, or a **natsserver.Server (set only when the broker

@@ -11,7 +11,8 @@ import (
 
 // consumerConfig is the consumer of a new subscription; resume makes a
 // broadcast subscriber whose consumer was lost start after the last message
-// it got.
+// it got. A queue group's consumer leaves Replicas 0: JetStream gives it
+// the stream's, and moves it along when the stream is scaled.
 func (s *subscription) consumerConfig(resume bool) jetstream.ConsumerConfig {
 	o := s.opts
 	c := jetstream.ConsumerConfig{
@@ -29,6 +30,11 @@ func (s *subscription) consumerConfig(resume bool) jetstream.ConsumerConfig {
 	}
 	c.Name = s.name
 	c.Description = "Herald broadcast subscriber on " + o.Topic
+	if r := s.b.cfg.replicas; r > 1 {
+		// JetStream makes a consumer without a durable name R1 on a
+		// Limits stream unless told: it would not survive its server.
+		c.Replicas = r
+	}
 	c.InactiveThreshold = broadcastInactive
 	c.DeliverPolicy = jetstream.DeliverNewPolicy
 	if seq := s.lastSeq.Load(); resume && seq > 0 {

@@ -18,7 +18,8 @@
 // name cannot contain dots, and "~" can appear in neither a topic nor a
 // prefix, so the mapping is one-to-one. Streams use Limits retention with a
 // max age ([DefaultMaxAge], see [WithMaxAge]), file storage (see
-// [WithMemoryStorage]) and a duplicate window ([DefaultDuplicateWindow]).
+// [WithMemoryStorage]), a duplicate window ([DefaultDuplicateWindow]) and
+// one replica (see [WithReplicas] and # Clusters).
 //
 // A queue group is a durable pull consumer named after the group on the
 // topic's stream. A broadcast subscriber is an ephemeral pull consumer,
@@ -83,11 +84,36 @@
 // [OpenURL] opens "nats://" URLs:
 //
 //	nats://127.0.0.1:4222                  a NATS server (user:password@ accepted)
+//	nats://a:4222,b:4222,c:4222?replicas=3 a cluster: any of its servers, streams
+//	                                       kept on three of them
 //	nats://                                an embedded server for the broker's life,
 //	                                       data in a temporary directory
 //	nats://?dir=.herald/nats               an embedded server keeping its data in dir
 //
+// Several servers are separated by commas after one scheme; the URL's
+// user and password go to each. The client dials one of them, and another
+// when that one is gone.
+//
 // Query parameters: storage=file|memory (streams' storage), max_age=72h
-// (streams' max age, 0 for none), prefix=herald (see [WithPrefix]), dir=path
-// (embedded server only). Any other parameter is an error.
+// (streams' max age, 0 for none), prefix=herald (see [WithPrefix]),
+// replicas=1..5 (copies of each stream in a JetStream cluster, see
+// [WithReplicas]; more than 1 needs a cluster of that many servers, so not
+// the embedded one), dir=path (embedded server only). Any other parameter
+// is an error.
+//
+// # Clusters
+//
+// With replicas=3 on a cluster of three servers (three `herald serve
+// broker` with --cluster-listen and --routes, or any NATS cluster with
+// JetStream), every stream and consumer the broker makes has a copy on
+// each server, and the loss of one server loses nothing: JetStream elects
+// another leader for its streams and consumers within seconds, a publish
+// in flight meanwhile is retried until the new leader stores it (its
+// Nats-Msg-Id keeps a retry from storing it twice), and subscriptions go on
+// pulling from the new leader. A stream that exists with fewer replicas is
+// scaled up (or, if the cluster refuses, used as it is with a warning); one
+// with more is kept (see [WithReplicas]). While fewer than
+// the replicas' majority of servers are up, the streams take no publishes;
+// a new stream cannot be created until as many servers as its replicas are
+// up.
 package nats

@@ -28,6 +28,12 @@ const (
 	// DefaultPrefetch is the least a subscription prefetches (see
 	// [WithPrefetch]); one with a higher Concurrency prefetches that many.
 	DefaultPrefetch = 32
+	// DefaultReplicas is how many copies of each stream the broker asks
+	// JetStream for: one, all a single server can hold (see
+	// [WithReplicas]).
+	DefaultReplicas = 1
+	// MaxReplicas is the most replicas JetStream allows a stream.
+	MaxReplicas = 5
 )
 
 type config struct {
@@ -40,6 +46,7 @@ type config struct {
 	maxPending     int
 	publishTimeout time.Duration
 	prefetch       int // -1: max(DefaultPrefetch, each subscription's Concurrency)
+	replicas       int
 	logger         *slog.Logger
 	embedded       *natsserver.Server // started by OpenURL("nats://"), stopped by Close
 }
@@ -53,6 +60,7 @@ func defaults() config {
 		maxPending:     DefaultMaxPending,
 		publishTimeout: DefaultPublishTimeout,
 		prefetch:       -1,
+		replicas:       DefaultReplicas,
 		logger:         slog.New(slog.DiscardHandler),
 	}
 }
@@ -178,6 +186,32 @@ func WithPrefetch(n int) Option {
 			return invalidOption("prefetch must be >= 0, not %d", n)
 		}
 		c.prefetch = n
+		return nil
+	}
+}
+
+// WithReplicas sets how many servers of a JetStream cluster keep a copy of
+// each stream the broker creates, topics' and dead-letter topics' alike
+// ([DefaultReplicas] by default; 1..[MaxReplicas]). With 3, a stream
+// survives the loss of one server: its leader's role passes to another
+// replica within seconds, and publishes and deliveries carry on (a publish
+// in flight meanwhile is retried, see [WithPublishTimeout]). A queue
+// group's consumer has the replicas of its stream; a broadcast
+// subscriber's consumer gets the same number (JetStream would make it R1).
+//
+// More than 1 needs a cluster of at least that many servers; a single
+// server refuses such a stream, and the publish or subscribe that needed
+// it fails with the server's reason. A stream found with fewer replicas
+// than n is scaled up to n; one found with more is kept as it is (a
+// broker started without the option must not scale a replicated stream
+// down), and the broker logs it. A scale-up the cluster refuses (fewer
+// servers up than n) is logged as a warning and the stream used as it is.
+func WithReplicas(n int) Option {
+	return func(c *config) error {
+		if n < 1 || n > MaxReplicas {
+			return invalidOption("replicas must be in 1..%d, not %d", MaxReplicas, n)
+		}
+		c.replicas = n
 		return nil
 	}
 }

@@ -8,8 +8,8 @@ import (
 )
 
 // streamConfig is the configuration of the stream of topic: one subject,
-// Limits retention with the broker's max age, its storage, and its
-// duplicate window.
+// Limits retention with the broker's max age, its storage, its duplicate
+// window and its replicas.
 func (b *Broker) streamConfig(topic string) jetstream.StreamConfig {
 	dup := b.cfg.dupWindow
 	if b.cfg.maxAge > 0 {
@@ -26,13 +26,15 @@ func (b *Broker) streamConfig(topic string) jetstream.StreamConfig {
 		Duplicates:  dup,
 		MaxMsgs:     -1,
 		MaxBytes:    -1,
+		Replicas:    b.cfg.replicas,
 	}
 }
 
 // ensureStream makes sure the stream of topic exists, creating it, or
 // updating its max age and duplicate window when they differ from the
-// broker's. Streams found are remembered; [Broker.forgetStream] undoes that
-// when a publish finds the stream gone.
+// broker's and raising its replicas when it has fewer than the broker's
+// (see [Broker.scaleUp]). Streams found are remembered; [Broker.forgetStream]
+// undoes that when a publish finds the stream gone.
 func (b *Broker) ensureStream(ctx context.Context, topic string) error {
 	if _, ok := b.streams.Load(topic); ok {
 		return nil
@@ -58,14 +60,38 @@ func (b *Broker) ensureStream(ctx context.Context, topic string) error {
 		}
 		if have.MaxAge != want.MaxAge || have.Duplicates != want.Duplicates {
 			have.MaxAge, have.Duplicates = want.MaxAge, want.Duplicates
-			_, err = b.js.UpdateStream(ctx, have)
+			if _, err = b.js.UpdateStream(ctx, have); err != nil {
+				break
+			}
 		}
+		b.scaleUp(ctx, have, want.Replicas)
 	}
 	if err != nil {
 		return err
 	}
 	b.streams.Store(topic, struct{}{})
 	return nil
+}
+
+// scaleUp raises the replicas of the stream configured as have to want
+// when it has fewer, and never lowers them: a broker started without
+// [WithReplicas] must not scale a replicated stream down. A scale-up the
+// cluster refuses (too few servers up, or a single server) is logged and
+// the stream used as it is: it still takes publishes, and the next broker
+// to find it tries again.
+func (b *Broker) scaleUp(ctx context.Context, have jetstream.StreamConfig, want int) {
+	log := b.cfg.logger.With("stream", have.Name, "replicas", have.Replicas, "asked", want)
+	switch {
+	case have.Replicas > want:
+		log.Info("nats: stream exists with more replicas than asked; keeping them")
+	case have.Replicas < want:
+		have.Replicas = want
+		if _, err := b.js.UpdateStream(ctx, have); err != nil {
+			log.Warn("nats: could not scale the stream up; using it as it is", "err", err)
+			return
+		}
+		log.Info("nats: stream scaled up")
+	}
 }
 
 // forgetStream drops what the broker knows of topic's stream, so the next

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/herald-dev/herald/broker"
 	"github.com/herald-dev/herald/broker/nats/natsserver"
+	"github.com/herald-dev/herald/internal/natsurl"
 )
 
 // Scheme is the URL scheme of this backend in a [broker.URLMux].
@@ -17,7 +19,7 @@ const Scheme = "nats"
 // documentation). Its signature is [broker.OpenFunc]: register it with
 // mux.Register(nats.Scheme, nats.OpenURL).
 func OpenURL(ctx context.Context, u *url.URL) (broker.Broker, error) {
-	if err := broker.CheckQuery(u, "storage", "max_age", "dir", "prefix"); err != nil {
+	if err := broker.CheckQuery(u, "storage", "max_age", "dir", "prefix", "replicas"); err != nil {
 		return nil, err
 	}
 	q := u.Query()
@@ -39,8 +41,25 @@ func OpenURL(ctx context.Context, u *url.URL) (broker.Broker, error) {
 	if v := q.Get("prefix"); v != "" {
 		opts = append(opts, WithPrefix(v))
 	}
+	if v := q.Get("replicas"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return nil, fmt.Errorf("%w: replicas=%q is not a number such as 3", broker.ErrBadURL, v)
+		}
+		if u.Host == "" && n > 1 {
+			return nil, fmt.Errorf("%w: replicas=%d needs a cluster, and the embedded server (nats:// with no host) is a single one", broker.ErrBadURL, n)
+		}
+		opts = append(opts, WithReplicas(n))
+	}
 	if u.Host != "" && q.Has("dir") {
 		return nil, fmt.Errorf("%w: dir is for the embedded server (nats:// with no host), not %q", broker.ErrBadURL, u.Redacted())
+	}
+	var servers string
+	if u.Host != "" {
+		var err error
+		if servers, err = natsurl.Servers(u); err != nil {
+			return nil, fmt.Errorf("%w: %v", broker.ErrBadURL, err)
+		}
 	}
 	// Check the options now, and start or dial nothing for a context
 	// already done: a bad URL is told apart from an unreachable server.
@@ -54,9 +73,7 @@ func OpenURL(ctx context.Context, u *url.URL) (broker.Broker, error) {
 		return nil, fmt.Errorf("nats: open: %w", err)
 	}
 	if u.Host != "" {
-		c := *u
-		c.RawQuery = ""
-		return New(ctx, c.String(), opts...)
+		return New(ctx, servers, opts...)
 	}
 
 	var sopts []natsserver.Option

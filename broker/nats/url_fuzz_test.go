@@ -17,7 +17,9 @@ import (
 // broker.ErrBadURL, broker.ErrInvalidOption, broker.ErrBadTopic or, for a
 // URL that parsed, the context's error.
 func FuzzOpenURL(f *testing.F) {
-	for _, s := range []string{"nats://", "nats://127.0.0.1:4222", "nats://u:p@h:1?storage=memory&max_age=72h&prefix=app", "nats://?dir=/tmp/x", "nats://h:1?dir=x", "nats://?storage=disk", "nats://?max_age=-1s", "nats://?prefix=a.b", "nats://?nope=1", "nats://a:1,b:2"} {
+	for _, s := range []string{"nats://", "nats://127.0.0.1:4222", "nats://u:p@h:1?storage=memory&max_age=72h&prefix=app", "nats://?dir=/tmp/x", "nats://h:1?dir=x", "nats://?storage=disk", "nats://?max_age=-1s", "nats://?prefix=a.b", "nats://?nope=1", "nats://a:1,b:2",
+		"nats://a:1,b:2,c:3?replicas=3", "nats://u:p@a:1,b:2?replicas=5&storage=memory", "nats://?replicas=3", "nats://?replicas=1",
+		"nats://h:1?replicas=0", "nats://h:1?replicas=x", "nats://h:1?replicas=6", "nats://a:1,,b:2", "nats://a:1,nats://b:2", "nats://h:1/x"} {
 		f.Add(s)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

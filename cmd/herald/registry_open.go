@@ -16,7 +16,8 @@ import (
 // openRegistry opens the registry at rawURL:
 //
 //	mem://                 in this process only (a new, empty store)
-//	nats://host:port       a JetStream KV bucket (?bucket=name, default herald_registry)
+//	nats://host:port       a JetStream KV bucket (?bucket=name, default herald_registry;
+//	                       nats://a:4222,b:4222,c:4222?replicas=3 on a cluster)
 //	etcd://host:port       etcd, leases for TTLs (see registry/etcd for its query)
 //
 // Errors never contain the URL's password.

@@ -101,3 +101,57 @@ func TestServeBrokerHelp(t *testing.T) {
 		}
 	}
 }
+
+func TestServeBrokerClusterHelp(t *testing.T) {
+	cmd := newRootCmd()
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetArgs([]string{"serve", "broker", "--help"})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"--cluster-listen", "--cluster-name", "--routes", "--server-name n3", "HERALD_ROUTES",
+		"nats-route://127.0.0.1:6222,nats-route://127.0.0.1:6223,nats-route://127.0.0.1:6224",
+		"nats://127.0.0.1:4222,127.0.0.1:4223,127.0.0.1:4224?replicas=3"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("help lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// TestServeBrokerClusterFlags: cluster flags that cannot make a cluster
+// node are refused before anything starts, saying which flag is missing.
+func TestServeBrokerClusterFlags(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--routes", "nats-route://127.0.0.1:6222"}, "--routes needs --cluster-listen"},
+		{[]string{"--cluster-name", "c"}, "--cluster-name needs --cluster-listen"},
+		{[]string{"--cluster-listen", "127.0.0.1:0", "--server-name", "n1"}, "--cluster-listen needs --routes"},
+		{[]string{"--cluster-listen", "127.0.0.1:0", "--routes", "nats-route://127.0.0.1:6222"}, "--cluster-listen needs --server-name"},
+		{[]string{"--cluster-listen", "127.0.0.1", "--server-name", "n1", "--routes", "nats-route://127.0.0.1:6222"}, "--cluster-listen \"127.0.0.1\""},
+		{[]string{"--cluster-listen", "127.0.0.1:0", "--server-name", "n1", "--routes", "http://127.0.0.1:6222"}, "want nats-route://host:port"},
+	} {
+		cmd := newRootCmd()
+		var out bytes.Buffer
+		cmd.SetOut(&out)
+		cmd.SetErr(&out)
+		cmd.SetArgs(append([]string{"serve", "broker", "--listen", "127.0.0.1:0", "--data-dir", dir, "--log-level", "error"}, tc.args...))
+		err := cmd.ExecuteContext(ctxTimeout(t, 20*time.Second))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("serve broker %q: %v, want an error with %q", tc.args, err, tc.want)
+		}
+		if strings.Contains(out.String(), "listening on") {
+			t.Errorf("serve broker %q started a server:\n%s", tc.args, out.String())
+		}
+	}
+}
+
+func ctxTimeout(t *testing.T, d time.Duration) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}

@@ -42,8 +42,18 @@
 // instances; after that a write is Added only when the instance changed, so
 // heartbeats are not news, and a delete, purge or TTL marker is Removed.
 //
+// # Clusters
+//
+// On a JetStream cluster, [WithReplicas] (replicas=3 in the URL) keeps the
+// bucket on three servers, so that the registry survives the loss of any
+// one: the bucket's new leader is elected within seconds, and a heartbeat
+// that failed meanwhile is retried at the next one (a TTL of a few
+// heartbeats outlasts an election). A bucket found with fewer replicas is
+// scaled up; one with more is kept.
+//
 // # URLs
 //
-// "nats://host:port?bucket=name" ([OpenURL]); user and password in the URL
-// are passed to the server and never logged.
+// "nats://host:port?bucket=name&replicas=3" ([OpenURL]); a cluster is
+// "nats://a:4222,b:4222,c:4222?replicas=3", one scheme for the list. User
+// and password in the URL are passed to every server and never logged.
 package nats

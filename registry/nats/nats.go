@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/herald-dev/herald/internal/natsurl"
 	"github.com/herald-dev/herald/registry"
 )
 
@@ -29,6 +31,11 @@ const (
 	// DefaultMarkerTTL is how long the bucket keeps the markers of removed
 	// and expired keys.
 	DefaultMarkerTTL = time.Minute
+	// DefaultReplicas is how many servers keep the bucket unless told:
+	// one, all a single server can do (see [WithReplicas]).
+	DefaultReplicas = 1
+	// MaxReplicas is the most replicas JetStream allows a bucket.
+	MaxReplicas = 5
 )
 
 var _ registry.Registry = (*Registry)(nil)
@@ -63,6 +70,7 @@ type lease struct {
 type options struct {
 	bucket    string
 	markerTTL time.Duration
+	replicas  int
 	log       *slog.Logger
 }
 
@@ -88,6 +96,27 @@ func WithMarkerTTL(d time.Duration) Option {
 			return fmt.Errorf("%w: marker ttl %v is under 1s", registry.ErrInvalid, d)
 		}
 		o.markerTTL = d
+		return nil
+	}
+}
+
+// WithReplicas sets how many servers of a JetStream cluster keep a copy of
+// the bucket ([DefaultReplicas] by default; 1..[MaxReplicas]). With 3 on a
+// cluster of three, the registry survives the loss of any one server: a
+// heartbeat that fails while JetStream elects the bucket's new leader is
+// retried at the next one. More than 1 needs a cluster of at least that
+// many servers: a single server refuses to create such a bucket.
+//
+// A bucket that exists with fewer replicas is scaled up to n (if the
+// cluster refuses, it is used as it is, with a warning); one with more
+// keeps them (a client started without the option must not scale a
+// replicated bucket down), and the registry logs it.
+func WithReplicas(n int) Option {
+	return func(o *options) error {
+		if n < 1 || n > MaxReplicas {
+			return fmt.Errorf("%w: replicas must be in 1..%d, not %d", registry.ErrInvalid, MaxReplicas, n)
+		}
+		o.replicas = n
 		return nil
 	}
 }
@@ -129,7 +158,7 @@ func New(ctx context.Context, nc *nats.Conn, opts ...Option) (*Registry, error) 
 }
 
 func newOptions(opts []Option) (options, error) {
-	o := options{bucket: DefaultBucket, markerTTL: DefaultMarkerTTL, log: slog.New(slog.DiscardHandler)}
+	o := options{bucket: DefaultBucket, markerTTL: DefaultMarkerTTL, replicas: DefaultReplicas, log: slog.New(slog.DiscardHandler)}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return o, err
@@ -138,42 +167,74 @@ func newOptions(opts []Option) (options, error) {
 	return o, nil
 }
 
-// bucket creates the bucket, or binds to it when it exists with per-message
-// TTLs enabled.
+// bucket binds to the bucket when it exists with per-message TTLs enabled,
+// raising its replicas to o's if it has fewer, or creates it.
 func bucket(ctx context.Context, js jetstream.JetStream, o options) (jetstream.KeyValue, error) {
-	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:         o.bucket,
-		Description:    "Herald service registry: one key per instance, leased by per-key TTL",
-		History:        1,
-		LimitMarkerTTL: o.markerTTL,
-	})
-	if err == nil {
-		return kv, nil
+	kv, err := js.KeyValue(ctx, o.bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:         o.bucket,
+			Description:    "Herald service registry: one key per instance, leased by per-key TTL",
+			History:        1,
+			LimitMarkerTTL: o.markerTTL,
+			Replicas:       o.replicas,
+		})
+		if err == nil {
+			return kv, nil
+		}
+		if !errors.Is(err, jetstream.ErrBucketExists) {
+			return nil, fmt.Errorf("nats registry: create bucket %q: %w", o.bucket, err)
+		}
+		kv, err = js.KeyValue(ctx, o.bucket) // created by another client in between
 	}
-	if !errors.Is(err, jetstream.ErrBucketExists) {
-		return nil, fmt.Errorf("nats registry: create bucket %q: %w", o.bucket, err)
-	}
-	// Made by someone else, maybe with other settings: use it if leases work.
-	kv, err = js.KeyValue(ctx, o.bucket)
 	if err != nil {
 		return nil, fmt.Errorf("nats registry: bucket %q: %w", o.bucket, err)
 	}
+	// Made by someone else, maybe with other settings: use it if leases work.
 	st, err := kv.Status(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("nats registry: bucket %q: %w", o.bucket, err)
 	}
-	if s, ok := st.(*jetstream.KeyValueBucketStatus); ok && s.LimitMarkerTTL() == 0 {
+	s, ok := st.(*jetstream.KeyValueBucketStatus)
+	if !ok {
+		return kv, nil
+	}
+	if s.LimitMarkerTTL() == 0 {
 		return nil, fmt.Errorf("%w: bucket %q exists without LimitMarkerTTL, so keys cannot expire; delete it or choose another bucket", registry.ErrInvalid, o.bucket)
 	}
+	scaleUp(ctx, js, s.StreamInfo().Config, o)
 	return kv, nil
 }
 
-// Connect connects to the NATS server at serverURL (reconnecting forever
-// when the connection drops) and returns a registry that closes the
-// connection on Close.
+// scaleUp raises the replicas of the bucket's stream, configured as cfg,
+// to o's when it has fewer, and never lowers them. A scale-up the cluster
+// refuses (too few servers up, or a single server) is logged and the
+// bucket used as it is.
+func scaleUp(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig, o options) {
+	log := o.log.With("bucket", o.bucket, "replicas", cfg.Replicas, "asked", o.replicas)
+	switch {
+	case cfg.Replicas > o.replicas:
+		log.Info("registry: bucket has more replicas than asked; keeping them")
+	case cfg.Replicas < o.replicas:
+		cfg.Replicas = o.replicas
+		if _, err := js.UpdateStream(ctx, cfg); err != nil {
+			log.Warn("registry: could not scale the bucket up; using it as it is", "err", err)
+			return
+		}
+		log.Info("registry: bucket scaled up")
+	}
+}
+
+// Connect connects to the NATS server at serverURL, or to one of the
+// servers of a comma-separated list of URLs (reconnecting forever when the
+// connection drops), and returns a registry that closes the connection on
+// Close.
 func Connect(ctx context.Context, serverURL string, opts ...Option) (*Registry, error) {
 	if _, err := newOptions(opts); err != nil {
 		return nil, err
+	}
+	if err := ctx.Err(); err != nil { // dial nothing for a context already done
+		return nil, fmt.Errorf("nats registry: connect to %s: %w", redact(serverURL), err)
 	}
 	nc, err := nats.Connect(serverURL,
 		nats.Name("herald-registry"),
@@ -192,25 +253,37 @@ func Connect(ctx context.Context, serverURL string, opts ...Option) (*Registry, 
 	return r, nil
 }
 
-// OpenURL opens "nats://host:port" with the optional query parameter
-// "bucket". The URL's user and password go to the server.
+// OpenURL opens "nats://host:port" or, for a cluster,
+// "nats://a:4222,b:4222,c:4222" (the URL's user and password go to each
+// server), with the optional query parameters "bucket" ([WithBucket]) and
+// "replicas" ([WithReplicas]).
 func OpenURL(ctx context.Context, u *url.URL) (*Registry, error) {
 	if u.Scheme != Scheme || u.Host == "" {
 		return nil, fmt.Errorf("%w: NATS registry URL %q: want nats://host:port", registry.ErrInvalid, u.Redacted())
 	}
 	var opts []Option
 	for k, v := range u.Query() {
-		switch {
-		case k != "bucket":
-			return nil, fmt.Errorf("%w: NATS registry URL: unknown query parameter %q (known: bucket)", registry.ErrInvalid, k)
-		case len(v) != 1:
+		if len(v) != 1 {
 			return nil, fmt.Errorf("%w: NATS registry URL: %q given %d times", registry.ErrInvalid, k, len(v))
 		}
-		opts = append(opts, WithBucket(v[0]))
+		switch k {
+		case "bucket":
+			opts = append(opts, WithBucket(v[0]))
+		case "replicas":
+			n, err := strconv.Atoi(v[0])
+			if err != nil {
+				return nil, fmt.Errorf("%w: NATS registry URL: replicas=%q is not a number such as 3", registry.ErrInvalid, v[0])
+			}
+			opts = append(opts, WithReplicas(n))
+		default:
+			return nil, fmt.Errorf("%w: NATS registry URL: unknown query parameter %q (known: bucket, replicas)", registry.ErrInvalid, k)
+		}
 	}
-	server := *u
-	server.RawQuery = ""
-	return Connect(ctx, server.String(), opts...)
+	servers, err := natsurl.Servers(u)
+	if err != nil {
+		return nil, fmt.Errorf("%w: NATS registry URL: %v", registry.ErrInvalid, err)
+	}
+	return Connect(ctx, servers, opts...)
 }
 
 // Conn returns the NATS connection the registry uses.

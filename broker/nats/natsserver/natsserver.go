@@ -14,9 +14,11 @@
 package natsserver
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"sync"
@@ -39,6 +41,9 @@ type Server struct {
 	srv    *server.Server
 	port   int // the port actually bound, kept across restarts
 	closed bool
+	// clusterPort is the cluster port actually bound, kept across restarts
+	// (the other nodes' routes point at it); 0 without a cluster.
+	clusterPort int
 }
 
 // Start starts a server with JetStream and waits until it accepts clients.
@@ -53,7 +58,15 @@ func Start(opts ...Option) (*Server, error) {
 			return nil, err
 		}
 	}
-	s := &Server{cfg: cfg, port: cfg.port}
+	switch {
+	case cfg.clusterName != "" && len(cfg.routes) == 0:
+		return nil, invalid("a cluster node needs routes (WithRoutes): nats-server runs clustered JetStream only with configured routes")
+	case cfg.clusterName == "" && len(cfg.routes) > 0:
+		return nil, invalid("routes without a cluster (WithCluster)")
+	case cfg.clusterName != "" && !cfg.nameSet:
+		return nil, invalid("a cluster node needs a server name of its own (WithServerName)")
+	}
+	s := &Server{cfg: cfg, port: cfg.port, clusterPort: cfg.clusterPort}
 	if s.cfg.dataDir == "" {
 		dir, err := os.MkdirTemp("", "herald-nats-*")
 		if err != nil {
@@ -86,6 +99,10 @@ func (s *Server) start() (*server.Server, error) {
 		NoSigs:     true, // the program owns its signals
 		NoLog:      true, // logging goes through SetLoggerV2 below
 	}
+	if s.cfg.clusterName != "" {
+		o.Cluster = server.ClusterOpts{Name: s.cfg.clusterName, Host: s.cfg.clusterHost, Port: s.clusterPort}
+		o.Routes = s.cfg.routes
+	}
 	srv, err := server.NewServer(o)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrStart, err)
@@ -109,6 +126,9 @@ func (s *Server) start() (*server.Server, error) {
 	}
 	if a, ok := srv.Addr().(*net.TCPAddr); ok {
 		s.port = a.Port
+	}
+	if a := srv.ClusterAddr(); a != nil {
+		s.clusterPort = a.Port
 	}
 	return srv, nil
 }
@@ -141,6 +161,55 @@ func (s *Server) ClientURL() string {
 	return "nats://" + net.JoinHostPort(host, strconv.Itoa(s.port))
 }
 
+// ClusterURL returns the address the other nodes of the cluster route to,
+// such as "nats-route://127.0.0.1:6222", or "" when the server is not a
+// cluster node ([WithCluster]). It stays the same across [Server.Restart].
+func (s *Server) ClusterURL() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cfg.clusterName == "" {
+		return ""
+	}
+	host := s.cfg.clusterHost
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return "nats-route://" + net.JoinHostPort(host, strconv.Itoa(s.clusterPort))
+}
+
+// Name returns the server's name ([WithServerName]): what JetStream
+// reports as the leader or a replica of a stream.
+func (s *Server) Name() string { return s.cfg.name }
+
+// JetStreamReady waits until JetStream can serve requests, or ctx is done.
+// A single server is ready once [Start] returns. A cluster node is ready
+// once it is in contact with the cluster's JetStream meta leader and
+// current with it, which needs a majority of the nodes up: until then,
+// creating a stream fails.
+func (s *Server) JetStreamReady(ctx context.Context) error {
+	for {
+		s.mu.Lock()
+		srv, closed := s.srv, s.closed
+		s.mu.Unlock()
+		if closed {
+			return fmt.Errorf("natsserver: JetStream ready: server shut down")
+		}
+		var why string
+		if srv == nil {
+			why = "server restarting"
+		} else if h := srv.Healthz(&server.HealthzOptions{JSMetaOnly: true}); h.StatusCode == http.StatusOK {
+			return nil
+		} else {
+			why = h.Error
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("natsserver: JetStream not ready (%s): %w", why, ctx.Err())
+		case <-time.After(50 * time.Millisecond): // polling the server's health
+		}
+	}
+}
+
 // Port returns the TCP port the server listens on.
 func (s *Server) Port() int {
 	s.mu.Lock()
@@ -160,8 +229,9 @@ func (s *Server) NATS() *server.Server {
 }
 
 // Restart shuts the server down, waits until it has stopped, and starts it
-// again on the same port and data directory. Connected clients see a
-// disconnection and reconnect; what JetStream stored on file survives.
+// again on the same port, cluster port and data directory. Connected
+// clients see a disconnection and reconnect; what JetStream stored on file
+// survives, and a cluster node catches up with the others.
 func (s *Server) Restart() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -4,6 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -20,12 +24,18 @@ var ErrInvalidOption = errors.New("natsserver: invalid option")
 
 type config struct {
 	name         string
+	nameSet      bool // WithServerName was given: a cluster node needs a name of its own
 	host         string
 	port         int
 	dataDir      string
 	maxPayload   int32
 	readyTimeout time.Duration
 	logger       *slog.Logger
+
+	clusterName string // "" : a single server, no cluster
+	clusterHost string
+	clusterPort int
+	routes      []*url.URL
 }
 
 func defaults() config {
@@ -98,7 +108,7 @@ func WithServerName(name string) Option {
 		if name == "" {
 			return invalid("empty server name")
 		}
-		c.name = name
+		c.name, c.nameSet = name, true
 		return nil
 	}
 }
@@ -126,4 +136,76 @@ func WithLogger(l *slog.Logger) Option {
 		c.logger = l
 		return nil
 	}
+}
+
+// WithCluster makes the server a node of the NATS cluster name, accepting
+// the routes of the other nodes on host:port (port -1 picks a free one;
+// [Server.ClusterURL] tells which). JetStream then runs clustered: streams
+// can have replicas on several nodes, and a node that dies is replaced as
+// leader of its streams by another. Every node of one cluster needs the
+// same cluster name, a server name of its own ([WithServerName]) and at
+// least one route ([WithRoutes]): nats-server starts clustered JetStream
+// only with configured routes. A cluster of three nodes survives the loss
+// of one.
+func WithCluster(name, host string, port int) Option {
+	return func(c *config) error {
+		switch {
+		case name == "" || strings.ContainsAny(name, " \t\r\n"):
+			return invalid("cluster name %q must be non-empty, without spaces", name)
+		case host == "":
+			return invalid("empty cluster host")
+		case port < -1 || port == 0 || port > 65535:
+			return invalid("cluster port must be -1 (random) or in 1..65535, not %d", port)
+		}
+		c.clusterName, c.clusterHost, c.clusterPort = name, host, port
+		return nil
+	}
+}
+
+// WithRoutes sets the cluster addresses of the nodes this one connects to,
+// as "nats-route://host:port" URLs (user:password@ accepted). Listing every
+// node of the cluster, this one's own included, is the usual set-up: the
+// same list for all, and nats-server ignores the route to itself. Nodes
+// also learn of each other through the ones they reach. It needs
+// [WithCluster].
+func WithRoutes(routes ...string) Option {
+	return func(c *config) error {
+		if len(routes) == 0 {
+			return invalid("no routes")
+		}
+		us := make([]*url.URL, 0, len(routes))
+		for _, r := range routes {
+			u, err := parseRoute(r)
+			if err != nil {
+				return err
+			}
+			us = append(us, u)
+		}
+		c.routes = us
+		return nil
+	}
+}
+
+// parseRoute parses one route URL: nats-route:// (or nats://) with a host
+// and a port.
+func parseRoute(raw string) (*url.URL, error) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) { // it repeats the URL, password included
+			err = ue.Err
+		}
+		return nil, invalid("route: %v", err)
+	}
+	if u.Scheme != "nats-route" && u.Scheme != "nats" {
+		return nil, invalid("route %q: want nats-route://host:port", u.Redacted())
+	}
+	host, port, err := net.SplitHostPort(u.Host)
+	if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+		return nil, invalid("route %q: want nats-route://host:port with a port in 1..65535", u.Redacted())
+	}
+	if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.Fragment != "" {
+		return nil, invalid("route %q: want nats-route://host:port and nothing after it", u.Redacted())
+	}
+	return u, nil
 }

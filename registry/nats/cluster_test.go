@@ -1,0 +1,211 @@
+package nats_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/herald-dev/herald/broker/nats/natsserver"
+	"github.com/herald-dev/herald/broker/nats/natsserver/natsservertest"
+	"github.com/herald-dev/herald/registry"
+	regnats "github.com/herald-dev/herald/registry/nats"
+	"github.com/herald-dev/herald/registry/registrytest"
+)
+
+// TestConformanceCluster runs the registry's suite on a bucket with three
+// replicas in a three-node cluster, each client connected to another node
+// than the one before.
+func TestConformanceCluster(t *testing.T) {
+	nodes := natsservertest.StartCluster(t, 3)
+	var (
+		mu    sync.Mutex
+		conns = map[registry.Registry]*nats.Conn{}
+		next  atomic.Int64
+	)
+	registrytest.Run(t, func(t *testing.T) registry.Registry {
+		node := nodes[int(next.Add(1))%len(nodes)]
+		nc, err := nats.Connect(node.ClientURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		r, err := regnats.New(ctx, nc, regnats.WithReplicas(3))
+		if err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		conns[r] = nc
+		mu.Unlock()
+		return r
+	}, registrytest.Features{
+		Crash: func(_ *testing.T, r registry.Registry) {
+			mu.Lock()
+			nc := conns[r]
+			mu.Unlock()
+			nc.Close()
+		},
+		ExpirySlack: 3 * time.Second,
+	})
+}
+
+// bucketStream returns the stream of bucket once it has want replicas
+// configured and want-1 followers besides its leader.
+func bucketStream(t *testing.T, nodes []*natsserver.Server, bucket string, want int) *jetstream.StreamInfo {
+	t.Helper()
+	nc, err := nats.Connect(natsservertest.URL(nodes...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		s, err := js.Stream(ctx, "KV_"+bucket)
+		if err == nil {
+			info := s.CachedInfo()
+			if c := info.Cluster; info.Config.Replicas == want && c != nil && c.Leader != "" && len(c.Replicas) == want-1 {
+				return info
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("bucket %s: want %d replicas: %v", bucket, want, errors.Join(ctx.Err(), err))
+		case <-time.After(50 * time.Millisecond): // polling while the bucket's peers catch up
+		}
+	}
+}
+
+// TestReplicas opens registries on a cluster with URLs listing its three
+// servers: replicas=3 makes a bucket with three replicas, and scales up
+// one with fewer; a client asking for fewer keeps them and says so.
+func TestReplicas(t *testing.T) {
+	nodes := natsservertest.StartCluster(t, 3)
+	open := func(query string, opts ...regnats.Option) *regnats.Registry {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		u, err := url.Parse(natsservertest.URL(nodes...) + query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r *regnats.Registry
+		if len(opts) == 0 {
+			r, err = regnats.OpenURL(ctx, u)
+		} else {
+			r, err = regnats.Connect(ctx, natsservertest.URL(nodes...), opts...)
+		}
+		if err != nil {
+			t.Fatalf("open %s: %v", u.Redacted(), err)
+		}
+		t.Cleanup(func() { _ = r.Close(context.Background()) })
+		return r
+	}
+	r3 := open("?bucket=fresh&replicas=3")
+	if err := r3.Register(context.Background(), registry.Instance{Service: "herald.user", ID: "a", Addr: "127.0.0.1:1"}); err != nil {
+		t.Fatal(err)
+	}
+	bucketStream(t, nodes, "fresh", 3)
+
+	open("?bucket=grown")
+	bucketStream(t, nodes, "grown", 1)
+	open("?bucket=grown&replicas=3")
+	bucketStream(t, nodes, "grown", 3)
+	var logs syncLog
+	back := open("", regnats.WithBucket("grown"), regnats.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	if err := back.Register(context.Background(), registry.Instance{Service: "herald.user", ID: "b", Addr: "127.0.0.1:2"}); err != nil {
+		t.Fatal(err)
+	}
+	bucketStream(t, nodes, "grown", 3)
+	if !strings.Contains(logs.String(), "more replicas than asked") {
+		t.Errorf("no log of the replicas kept:\n%s", logs.String())
+	}
+}
+
+// TestReplicasOnSingleServer: a single server refuses a replicated bucket,
+// and OpenURL says why.
+func TestReplicasOnSingleServer(t *testing.T) {
+	s := startServer(t)
+	u, _ := url.Parse(s.ClientURL() + "?replicas=3")
+	r, err := regnats.OpenURL(context.Background(), u)
+	if err == nil {
+		_ = r.Close(context.Background())
+		t.Fatal("OpenURL with replicas=3 on a single server succeeded")
+	}
+	if !strings.Contains(err.Error(), "replicas") {
+		t.Errorf("OpenURL: %v, want the server's refusal", err)
+	}
+}
+
+// TestReplicasScaleUpRefused: a bucket the server cannot scale up (a
+// single server) is used as it is, with a warning.
+func TestReplicasScaleUpRefused(t *testing.T) {
+	s := startServer(t)
+	ctx := context.Background()
+	first, err := regnats.Connect(ctx, s.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close(ctx)
+	var logs syncLog
+	r, err := regnats.Connect(ctx, s.ClientURL(), regnats.WithReplicas(3), regnats.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	if err != nil {
+		t.Fatalf("Connect with replicas=3 to an existing bucket on a single server: %v", err)
+	}
+	defer r.Close(ctx)
+	if err := r.Register(ctx, registry.Instance{Service: "herald.user", ID: "a", Addr: "127.0.0.1:1"}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "could not scale the bucket up") {
+		t.Errorf("no warning of the refused scale-up:\n%s", logs.String())
+	}
+}
+
+func TestOpenURLReplicasAndServers(t *testing.T) {
+	for _, raw := range []string{"nats://h:1?replicas=x", "nats://h:1?replicas=0", "nats://h:1?replicas=6", "nats://h:1?replicas=3&replicas=3",
+		"nats://a:1,,b:2", "nats://a:1,nats://b:2", "nats://a:1/x"} {
+		u, err := url.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := regnats.OpenURL(context.Background(), u); !errors.Is(err, registry.ErrInvalid) {
+			t.Errorf("OpenURL(%q): %v, want ErrInvalid", raw, err)
+		}
+	}
+	if _, err := regnats.Connect(context.Background(), "nats://127.0.0.1:1", regnats.WithReplicas(9)); !errors.Is(err, registry.ErrInvalid) {
+		t.Errorf("WithReplicas(9): %v, want ErrInvalid", err)
+	}
+}
+
+// syncLog is a log buffer written by the registry and read by the test.
+type syncLog struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
