@@ -15,6 +15,7 @@ import (
 
 	userv1 "github.com/herald-dev/herald/gen/herald/user/v1"
 	"github.com/herald-dev/herald/internal/dbtest"
+	"github.com/herald-dev/herald/outbox"
 )
 
 // post sends body to procedure of the UserService with the given content
@@ -167,7 +168,15 @@ func TestBadInputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "the valid request's event", func() bool { return len(eventsFor(t, e, u.GetId())) == 1 })
+	// The relay publishes, then marks the row sent: wait for both.
+	g := dbtest.Open(t, url)
+	eventually(t, 10*time.Second, "the valid request's event, its outbox row marked sent", func() bool {
+		var pending int64
+		if err := g.Table(outbox.Table).Count(&pending).Error; err != nil {
+			t.Fatal(err)
+		}
+		return len(eventsFor(t, e, u.GetId())) == 1 && pending == 0
+	})
 	users, pending := counts(t, url)
 	if users != 1 || pending != 0 || len(e.broker.messages()) != 1 {
 		t.Fatalf("after %d bad inputs and 1 good: %d users, %d pending, %d published; want 1, 0, 1", n, users, pending, len(e.broker.messages()))
