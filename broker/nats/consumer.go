@@ -5,26 +5,38 @@ import (
 	"errors"
 	"time"
 
+	"github.com/herald-dev/herald/broker"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
+
+// newConsumerConfig is the consumer of a subscriber to subject with
+// options o: with o.Queue, the queue group's durable consumer, from the
+// beginning of the stream (what [Broker.DeclareGroup] creates too); without,
+// what a broadcast subscriber's has in common with it.
+func newConsumerConfig(subject string, o *broker.SubscribeOptions) jetstream.ConsumerConfig {
+	c := jetstream.ConsumerConfig{
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       o.AckWait,
+		MaxDeliver:    o.MaxAttempts + maxDeliverMargin,
+		MaxAckPending: max(minMaxAckPending, 2*o.Concurrency),
+		FilterSubject: subject,
+	}
+	if o.Queue != "" {
+		c.Durable = o.Queue
+		c.DeliverPolicy = jetstream.DeliverAllPolicy
+		c.Description = "Herald queue group " + o.Queue + " on " + o.Topic
+	}
+	return c
+}
 
 // consumerConfig is the consumer of a new subscription; resume makes a
 // broadcast subscriber whose consumer was lost start after the last message
 // it got.
 func (s *subscription) consumerConfig(resume bool) jetstream.ConsumerConfig {
 	o := s.opts
-	c := jetstream.ConsumerConfig{
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       o.AckWait,
-		MaxDeliver:    o.MaxAttempts + maxDeliverMargin,
-		MaxAckPending: max(minMaxAckPending, 2*o.Concurrency),
-		FilterSubject: s.subject,
-	}
+	c := newConsumerConfig(s.subject, o)
 	if o.Queue != "" {
-		c.Durable = o.Queue
-		c.DeliverPolicy = jetstream.DeliverAllPolicy
-		c.Description = "Herald queue group " + o.Queue + " on " + o.Topic
 		return c
 	}
 	c.Name = s.name
@@ -57,13 +69,7 @@ func (s *subscription) createConsumer(ctx context.Context, resume bool) (jetstre
 		}
 		return cons, nil
 	}
-	cons, err := js.Consumer(ctx, s.stream, want.Durable)
-	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		cons, err = js.CreateConsumer(ctx, s.stream, want)
-		if errors.Is(err, jetstream.ErrConsumerExists) {
-			cons, err = js.Consumer(ctx, s.stream, want.Durable) // another member created it
-		}
-	}
+	cons, err := s.b.durable(ctx, s.stream, want)
 	if err != nil {
 		return nil, err
 	}
@@ -77,6 +83,19 @@ func (s *subscription) createConsumer(ctx context.Context, resume bool) (jetstre
 	}
 	s.setAckWait(cons.CachedInfo().Config.AckWait)
 	return cons, nil
+}
+
+// durable returns the durable consumer want.Durable of stream, creating it
+// with want when it does not exist; an existing one is returned as it is.
+func (b *Broker) durable(ctx context.Context, stream string, want jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	cons, err := b.js.Consumer(ctx, stream, want.Durable)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		cons, err = b.js.CreateConsumer(ctx, stream, want)
+		if errors.Is(err, jetstream.ErrConsumerExists) {
+			cons, err = b.js.Consumer(ctx, stream, want.Durable) // created by another client in between
+		}
+	}
+	return cons, err
 }
 
 // lostConsumer reports whether a pull failed in a way that means the

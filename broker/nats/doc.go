@@ -21,9 +21,13 @@
 // [WithMemoryStorage]) and a duplicate window ([DefaultDuplicateWindow]).
 //
 // A queue group is a durable pull consumer named after the group on the
-// topic's stream. A broadcast subscriber is an ephemeral pull consumer,
-// deleted when it unsubscribes (or by the server a minute after its
-// subscriber vanished).
+// topic's stream, created by the group's first Subscribe or, before any
+// member joins, by [Broker.DeclareGroup] (the [broker.GroupDeclarer]
+// capability): a publisher that declares the groups consuming its topic
+// at start makes the stream keep what it publishes for them, even before
+// their first member ever subscribed. A broadcast subscriber is an
+// ephemeral pull consumer, deleted when it unsubscribes (or by the server a
+// minute after its subscriber vanished).
 //
 // # Delivery semantics
 //
