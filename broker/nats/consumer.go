@@ -122,9 +122,8 @@ func (s *subscription) restore() error {
 		case <-ctx.Done():
 		}
 	}()
-	cons, err := s.b.js.Consumer(ctx, s.stream, s.name)
+	_, err := s.b.js.Consumer(ctx, s.stream, s.name)
 	if err == nil {
-		s.cons = cons
 		return nil
 	}
 	if !errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -135,11 +134,8 @@ func (s *subscription) restore() error {
 		return err
 	}
 	s.opts.Logger.Warn("nats: consumer lost; recreating it", "topic", s.opts.Topic, "queue", s.opts.Queue, "consumer", s.name)
-	if cons, err = s.createConsumer(ctx, true); err != nil {
-		return err
-	}
-	s.cons = cons
-	return nil
+	_, err = s.createConsumer(ctx, true)
+	return err
 }
 
 // deleteEphemeral deletes a broadcast subscriber's consumer (best effort:
