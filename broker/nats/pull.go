@@ -45,9 +45,12 @@ import (
 //
 // The UNSUB goes out as a drain (nats.go keeps delivering what the server
 // sent before it saw the UNSUB), so a message already on its way when the
-// subscriber leaves reaches the pull loop and goes back to JetStream with
-// a Nak at once, for another member, instead of being dropped by the
-// client and waiting out its AckWait.
+// subscriber leaves reaches the pull loop before the flush's answer and
+// goes back to JetStream with a Nak at once, for another member, instead
+// of being dropped by the client and waiting out its AckWait. One the
+// consumer handed the pull just as the server read the UNSUB finds no
+// interest when the server routes it, and the server queues it again at
+// once itself (consumer.go, didNotDeliver).
 //
 // One pull is out at a time: the server spreads messages across the pulls
 // it holds, so two at once would deliver out of order. A pull asks for the
@@ -55,15 +58,18 @@ import (
 // every pullHeartbeat; it ends when it has delivered its batch (the server
 // says nothing then), or with a status: 408 when it expires, 404, 409 for a
 // consumer deleted (the consumer is restored), a leadership change (a new
-// pull goes at once), a consumer limit (MaxRequestBatch and
-// MaxRequestExpires are learnt and respected from then on; MaxWaiting is
-// retried with backoff), 503 when no server answers for the consumer (it is
-// restored). A pull the server may have lost without saying so — the
-// connection came back from a disconnection, or two heartbeats were missed
-// — is abandoned, and its inbox replaced by a new one first: the server
-// might still hold the old pull and would deliver to it if the inbox stayed
-// (nats.go subscribes it again after a reconnection), beyond the places
-// free. What still comes from an abandoned pull goes back with a Nak.
+// pull goes at once), a limit of the consumer's (MaxRequestBatch and
+// MaxRequestExpires are learnt and followed from then on), 503 when no
+// server answers for the consumer (it is restored); other statuses are
+// retried with backoff. A pull the server may have lost without saying so
+// — the connection came back from a disconnection, or two heartbeats were
+// missed (the server drops a pull beyond the consumer's MaxWaiting in
+// silence when it asks for heartbeats) — is abandoned, and its inbox
+// replaced by a new one first: the server might still hold the old pull and
+// would deliver to it if the inbox stayed (nats.go subscribes it again
+// after a reconnection), beyond the places free. What still comes from an
+// abandoned pull goes back with a Nak.
+
 const (
 	// apiNext starts the subject of a consumer's pull requests, followed
 	// by "<stream>.<consumer>" (JetStream's API without a domain, as the
