@@ -5,9 +5,30 @@ import (
 	"errors"
 	"time"
 
+	"github.com/herald-dev/herald/broker"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
+
+// newConsumerConfig is the consumer of a subscriber to subject with
+// options o: with o.Queue, the queue group's durable consumer, from the
+// beginning of the stream (what [Broker.DeclareGroup] creates too); without,
+// what a broadcast subscriber's has in common with it.
+func newConsumerConfig(subject string, o *broker.SubscribeOptions) jetstream.ConsumerConfig {
+	c := jetstream.ConsumerConfig{
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       o.AckWait,
+		MaxDeliver:    o.MaxAttempts + maxDeliverMargin,
+		MaxAckPending: max(minMaxAckPending, 2*o.Concurrency),
+		FilterSubject: subject,
+	}
+	if o.Queue != "" {
+		c.Durable = o.Queue
+		c.DeliverPolicy = jetstream.DeliverAllPolicy
+		c.Description = "Herald queue group " + o.Queue + " on " + o.Topic
+	}
+	return c
+}
 
 // consumerConfig is the consumer of a new subscription; resume makes a
 // broadcast subscriber whose consumer was lost start after the last message
@@ -15,17 +36,8 @@ import (
 // the stream's, and moves it along when the stream is scaled.
 func (s *subscription) consumerConfig(resume bool) jetstream.ConsumerConfig {
 	o := s.opts
-	c := jetstream.ConsumerConfig{
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       o.AckWait,
-		MaxDeliver:    o.MaxAttempts + maxDeliverMargin,
-		MaxAckPending: max(minMaxAckPending, 2*o.Concurrency),
-		FilterSubject: s.subject,
-	}
+	c := newConsumerConfig(s.subject, o)
 	if o.Queue != "" {
-		c.Durable = o.Queue
-		c.DeliverPolicy = jetstream.DeliverAllPolicy
-		c.Description = "Herald queue group " + o.Queue + " on " + o.Topic
 		return c
 	}
 	c.Name = s.name
@@ -63,13 +75,7 @@ func (s *subscription) createConsumer(ctx context.Context, resume bool) (jetstre
 		}
 		return cons, nil
 	}
-	cons, err := js.Consumer(ctx, s.stream, want.Durable)
-	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		cons, err = js.CreateConsumer(ctx, s.stream, want)
-		if errors.Is(err, jetstream.ErrConsumerExists) {
-			cons, err = js.Consumer(ctx, s.stream, want.Durable) // another member created it
-		}
-	}
+	cons, err := s.b.durable(ctx, s.stream, want)
 	if err != nil {
 		return nil, err
 	}
@@ -83,6 +89,19 @@ func (s *subscription) createConsumer(ctx context.Context, resume bool) (jetstre
 	}
 	s.setAckWait(cons.CachedInfo().Config.AckWait)
 	return cons, nil
+}
+
+// durable returns the durable consumer want.Durable of stream, creating it
+// with want when it does not exist; an existing one is returned as it is.
+func (b *Broker) durable(ctx context.Context, stream string, want jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	cons, err := b.js.Consumer(ctx, stream, want.Durable)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		cons, err = b.js.CreateConsumer(ctx, stream, want)
+		if errors.Is(err, jetstream.ErrConsumerExists) {
+			cons, err = b.js.Consumer(ctx, stream, want.Durable) // created by another client in between
+		}
+	}
+	return cons, err
 }
 
 // lostConsumer reports whether a pull failed in a way that means the
@@ -109,9 +128,8 @@ func (s *subscription) restore() error {
 		case <-ctx.Done():
 		}
 	}()
-	cons, err := s.b.js.Consumer(ctx, s.stream, s.name)
+	_, err := s.b.js.Consumer(ctx, s.stream, s.name)
 	if err == nil {
-		s.cons = cons
 		return nil
 	}
 	if !errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -122,11 +140,8 @@ func (s *subscription) restore() error {
 		return err
 	}
 	s.opts.Logger.Warn("nats: consumer lost; recreating it", "topic", s.opts.Topic, "queue", s.opts.Queue, "consumer", s.name)
-	if cons, err = s.createConsumer(ctx, true); err != nil {
-		return err
-	}
-	s.cons = cons
-	return nil
+	_, err = s.createConsumer(ctx, true)
+	return err
 }
 
 // deleteEphemeral deletes a broadcast subscriber's consumer (best effort:

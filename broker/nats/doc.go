@@ -22,9 +22,13 @@
 // one replica (see [WithReplicas] and # Clusters).
 //
 // A queue group is a durable pull consumer named after the group on the
-// topic's stream. A broadcast subscriber is an ephemeral pull consumer,
-// deleted when it unsubscribes (or by the server a minute after its
-// subscriber vanished).
+// topic's stream, created by the group's first Subscribe or, before any
+// member joins, by [Broker.DeclareGroup] (the [broker.GroupDeclarer]
+// capability): a publisher that declares the groups consuming its topic
+// at start makes the stream keep what it publishes for them, even before
+// their first member ever subscribed. A broadcast subscriber is an
+// ephemeral pull consumer, deleted when it unsubscribes (or by the server a
+// minute after its subscriber vanished).
 //
 // # Delivery semantics
 //
@@ -55,15 +59,21 @@
 //     The consumer's MaxDeliver is MaxAttempts plus 10, a safety net for
 //     deliveries that never reach a decision.
 //   - A subscriber runs up to [broker.Concurrency] handlers at once and
-//     pulls for its free handlers plus a prefetch (see [WithPrefetch]);
-//     pulls overlap, so handlers do not wait for a round trip. While a
-//     handler runs, or a prefetched message waits for one, the broker sends
-//     JetStream "in progress" every quarter of the AckWait: a message is
-//     redelivered only when its subscriber stopped answering for an AckWait.
-//     Acknowledgements leave in groups, within half a millisecond. (nats.go's
-//     Consume is not used: what it prefetches is out of reach of such
-//     heartbeats, and with a batch of one or two it can stop pulling until
-//     its heartbeat times out.)
+//     pulls for its free handlers plus a prefetch (see [WithPrefetch]), so
+//     handlers do not wait for a round trip. It sends JetStream's pull
+//     requests itself, one at a time (two would deliver out of order), on
+//     an inbox of its own that every pull reuses, with an idle heartbeat: a
+//     pull the server lost (a reconnection, heartbeats missed) is abandoned
+//     and the inbox replaced, and a consumer the server lost is recreated.
+//     While a handler runs, or a prefetched message waits for one, the
+//     broker sends JetStream "in progress" every quarter of the AckWait: a
+//     message is redelivered only when its subscriber stopped answering for
+//     an AckWait. Acknowledgements leave in groups, within half a
+//     millisecond. (nats.go's Consume is not used: what it prefetches is out
+//     of reach of such heartbeats, and with a batch of one or two it can
+//     stop pulling until its heartbeat times out. Nor is its Fetch: its
+//     inbox, one per pull, is unsubscribed in the background, so the server
+//     could hand the next message to a member that had left.)
 //   - Headers travel as NATS headers, byte for byte: names NATS would refuse
 //     or interpret (Nats-*), and values it would alter (surrounding spaces,
 //     CR, LF), are carried escaped in a reserved header.
@@ -74,10 +84,15 @@
 //   - Messages larger than the server's max payload (headers included) are
 //     refused with [broker.ErrTooLarge]. NATS defaults to 1 MiB; the
 //     embedded server takes 8 MiB.
-//   - Close and Unsubscribe stop pulling, give the messages pulled but not
-//     started back to JetStream at once, wait for the handlers in flight
-//     (bounded by ctx), and then close the connection (unless it came from
-//     [WithConn]) and the embedded server.
+//   - Close and Unsubscribe stop pulling, unsubscribe the pulls' inbox and
+//     flush: when they return, the server hands the subscriber nothing more,
+//     so a group's next message goes at once to a member that is there, not
+//     to the one that left (exactly so on a single server; in a cluster the
+//     consumer's leader learns of it over a route, a moment later). They
+//     give the messages pulled but not started, and those still on their
+//     way, back to JetStream at once (Nak), wait for the handlers in flight
+//     (bounded by ctx), and then Close closes the connection (unless it
+//     came from [WithConn]) and the embedded server.
 //
 // # URLs
 //

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/herald-dev/herald/broker"
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go"
 )
 
 // worker runs handlers, one at a time, on the messages the pull loop
@@ -16,7 +16,7 @@ import (
 // can tell JetStream it is still in progress.
 type worker struct {
 	mu    sync.Mutex
-	msg   jetstream.Msg
+	msg   *nats.Msg
 	start time.Time
 
 	// m is the Message handed to the handler, reused from delivery to
@@ -25,7 +25,7 @@ type worker struct {
 	m broker.Message
 }
 
-func (w *worker) set(m jetstream.Msg) {
+func (w *worker) set(m *nats.Msg) {
 	w.mu.Lock()
 	w.msg = m
 	if m != nil {
@@ -57,7 +57,7 @@ func (s *subscription) work(w *worker) {
 func (s *subscription) heartbeats(workers []*worker) {
 	t := time.NewTimer(time.Duration(s.heartbeat.Load()))
 	defer t.Stop()
-	var beat []jetstream.Msg
+	var beat []*nats.Msg
 	for {
 		select {
 		case <-s.idle:
@@ -75,7 +75,7 @@ func (s *subscription) heartbeats(workers []*worker) {
 			}
 		}
 		for i, m := range beat {
-			_ = m.InProgress() // best effort: a lost one costs a redelivery, not a message
+			_ = s.inProgress(m) // best effort: a lost one costs a redelivery, not a message
 			beat[i] = nil
 		}
 		t.Reset(every)
@@ -84,13 +84,13 @@ func (s *subscription) heartbeats(workers []*worker) {
 
 // handle runs the handler on one delivery through [broker.Process] and
 // settles the delivery as it decides.
-func (s *subscription) handle(jm jetstream.Msg, w *worker) {
-	delivered, seq, ts, ok := ackMeta(jm.Reply())
+func (s *subscription) handle(jm *nats.Msg, w *worker) {
+	delivered, seq, ts, ok := ackMeta(jm.Reply)
 	if !ok {
 		md, err := jm.Metadata()
 		if err != nil {
 			s.opts.Logger.Error("nats: delivery without JetStream metadata", "topic", s.opts.Topic, "err", err)
-			_ = jm.Nak()
+			_ = s.nak(jm, 0)
 			return
 		}
 		delivered, seq, ts = md.NumDelivered, md.Sequence.Stream, md.Timestamp
@@ -103,12 +103,12 @@ func (s *subscription) handle(jm jetstream.Msg, w *worker) {
 			}
 		}
 	}
-	id, h := decodeHeader(jm.Headers())
+	id, h := decodeHeader(jm.Header)
 	m := &w.m
 	*m = broker.Message{
 		ID:          id,
 		Header:      h,
-		Body:        jm.Data(),
+		Body:        jm.Data,
 		Topic:       s.opts.Topic,
 		Attempt:     int(delivered),
 		PublishedAt: ts,
@@ -135,7 +135,7 @@ func (s *subscription) handle(jm jetstream.Msg, w *worker) {
 
 // settlement is an acknowledgement (or a negative one) for the settler.
 type settlement struct {
-	msg   jetstream.Msg
+	msg   *nats.Msg
 	nak   bool
 	delay time.Duration
 }
@@ -189,11 +189,9 @@ func (s *subscription) send(st settlement) {
 	var err error
 	switch {
 	case !st.nak:
-		err = st.msg.Ack()
-	case st.delay > 0:
-		err = st.msg.NakWithDelay(st.delay)
+		err = s.ack(st.msg)
 	default:
-		err = st.msg.Nak()
+		err = s.nak(st.msg, st.delay)
 	}
 	if err != nil {
 		s.opts.Logger.Warn("nats: cannot settle delivery; JetStream redelivers it after the ack wait",
@@ -204,22 +202,22 @@ func (s *subscription) send(st settlement) {
 // deadLetter publishes the dead letter of m and then terminates the
 // delivery; if the publish fails, it negatively acknowledges it instead so
 // that nothing is lost.
-func (s *subscription) deadLetter(jm jetstream.Msg, m *broker.Message, d broker.Decision) error {
+func (s *subscription) deadLetter(jm *nats.Msg, m *broker.Message, d broker.Decision) error {
 	o := s.opts
 	ctx, cancel := context.WithTimeout(context.Background(), s.b.cfg.publishTimeout)
 	defer cancel()
 	if err := s.b.publish(ctx, o.DeadLetterTopic, broker.NewDeadLetter(m, o, d.Err)); err != nil {
 		o.Logger.Error("nats: cannot dead-letter; redelivering", "topic", m.Topic, "msg_id", m.ID, "attempt", m.Attempt,
 			"dead_letter_topic", o.DeadLetterTopic, "err", err)
-		return errors.Join(err, jm.NakWithDelay(o.Backoff.Delay(m.Attempt)))
+		return errors.Join(err, s.nak(jm, o.Backoff.Delay(m.Attempt)))
 	}
 	o.Logger.Warn("nats: dead-lettered", "topic", m.Topic, "msg_id", m.ID, "attempt", m.Attempt,
 		"dead_letter_topic", o.DeadLetterTopic, "err", d.Err)
-	return jm.TermWithReason("dead-lettered to " + o.DeadLetterTopic)
+	return s.term(jm, "dead-lettered to "+o.DeadLetterTopic)
 }
 
 // ackMeta reads a delivery's count, stream sequence and timestamp from its
-// JetStream reply subject, as jetstream.Msg.Metadata does but without
+// JetStream reply subject, as nats.Msg.Metadata does but without
 // allocating:
 //
 //	$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<tm>.<pending>

@@ -10,7 +10,6 @@ import (
 
 	"github.com/herald-dev/herald/broker"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 const (
@@ -30,10 +29,6 @@ const (
 	// subscriber's consumer once the subscriber is gone without
 	// unsubscribing (a process that died, a long disconnection).
 	broadcastInactive = time.Minute
-	// pullExpiry is the life of one pull request. A pull lost with a
-	// connection is abandoned when the connection comes back; one lost
-	// otherwise costs at most this wait.
-	pullExpiry = 10 * time.Second
 )
 
 // Subscribe delivers the messages of topic to h.
@@ -63,11 +58,12 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h broker.Handler, 
 	if err := b.ensureStream(ctx, topic); err != nil {
 		return nil, fmt.Errorf("nats: subscribe %q: stream %s: %w", topic, s.stream, classify(err))
 	}
-	cons, err := s.createConsumer(ctx, false)
-	if err != nil {
+	if _, err := s.createConsumer(ctx, false); err != nil {
 		return nil, fmt.Errorf("nats: subscribe %q: consumer %s: %w", topic, s.name, classify(err))
 	}
-	s.cons = cons
+	if err := s.openInbox(); err != nil {
+		return nil, fmt.Errorf("nats: subscribe %q: pull inbox: %w", topic, classify(err))
+	}
 	s.status = b.nc.StatusChanged(nats.CONNECTED)
 	workers := make([]*worker, o.Concurrency)
 	for i := range workers {
@@ -98,7 +94,8 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, h broker.Handler, 
 }
 
 // subscription is a live [broker.Subscription]: a JetStream consumer, a
-// loop pulling from it, and Concurrency workers running the handler.
+// loop pulling from it on an inbox of its own (see pull.go), and
+// Concurrency workers running the handler.
 type subscription struct {
 	b       *Broker
 	h       broker.Handler
@@ -106,29 +103,34 @@ type subscription struct {
 	stream  string
 	subject string
 	name    string // the consumer: the group, or a random name for a broadcast subscriber
+	next    string // the subject of the consumer's pull requests
 
-	credit   *credit            // free places: handlers plus prefetch
-	jobs     chan jetstream.Msg // pulled messages for the workers; capacity Concurrency + prefetch
-	queued   queue              // the messages in jobs, for the heartbeats
-	stopping chan struct{}      // closed by Unsubscribe
-	stopped  atomic.Bool        // set by Unsubscribe, before stopping is closed
-	life     context.Context    // the pull loop's context, cancelled with stopping
+	credit   *credit        // free places: handlers plus prefetch
+	jobs     chan *nats.Msg // pulled messages for the workers; capacity Concurrency + prefetch
+	queued   queue          // the messages in jobs, for the heartbeats
+	stopping chan struct{}  // closed by stop (Unsubscribe)
+	stopped  atomic.Bool    // set by stop, before stopping is closed
+	stopOnce sync.Once
+	life     context.Context // the pull loop's context, cancelled with stopping
 	stopLife context.CancelFunc
 	ctx      context.Context    // the handlers' context
 	cancel   context.CancelFunc // cancels ctx: Unsubscribe gave up waiting
-	done     chan struct{}      // closed when the pull loop and its pulls are done
+	done     chan struct{}      // closed when the pull loop is done
 	workers  sync.WaitGroup
 	idle     chan struct{}    // closed when the workers are done and their acks sent
 	settle   chan settlement  // the workers' acks, for the settler
 	settled  chan struct{}    // closed when the settler is done
 	status   chan nats.Status // the connection's reconnections
-	failed   chan error       // a pull failed (capacity 1)
 	fails    atomic.Int32     // pulls failed in a row
+
+	// inbox is the subscription the pulls reply to: the pull loop's while
+	// it runs, then Unsubscribe's. Whatever arrives on it, and on the
+	// inboxes it replaced, comes on replies.
+	inbox   *nats.Subscription
+	replies chan *nats.Msg
 
 	heartbeat atomic.Int64  // in-progress interval, from the consumer's AckWait
 	lastSeq   atomic.Uint64 // last stream sequence delivered (broadcast resumes after it)
-
-	cons jetstream.Consumer // the pull loop's once it runs
 
 	unsubscribed atomic.Bool
 }
@@ -140,6 +142,7 @@ func newSubscription(b *Broker, h broker.Handler, o *broker.SubscribeOptions) *s
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	life, stopLife := context.WithCancel(context.Background())
+	places := o.Concurrency + prefetch
 	s := &subscription{
 		life:     life,
 		stopLife: stopLife,
@@ -149,9 +152,9 @@ func newSubscription(b *Broker, h broker.Handler, o *broker.SubscribeOptions) *s
 		stream:   streamName(b.cfg.prefix, o.Topic),
 		subject:  subject(b.cfg.prefix, o.Topic),
 		name:     o.Queue,
-		credit:   newCredit(o.Concurrency + prefetch),
-		jobs:     make(chan jetstream.Msg, o.Concurrency+prefetch),
-		queued:   queue{at: map[jetstream.Msg]time.Time{}},
+		credit:   newCredit(places),
+		jobs:     make(chan *nats.Msg, places),
+		queued:   queue{at: map[*nats.Msg]time.Time{}},
 		stopping: make(chan struct{}),
 		ctx:      ctx,
 		cancel:   cancel,
@@ -159,11 +162,15 @@ func newSubscription(b *Broker, h broker.Handler, o *broker.SubscribeOptions) *s
 		idle:     make(chan struct{}),
 		settle:   make(chan settlement, o.Concurrency),
 		settled:  make(chan struct{}),
-		failed:   make(chan error, 1),
+		// One pull's batch (at most every place), what an abandoned pull
+		// may still deliver (as much), and room for status replies: nats.go
+		// drops what does not fit, which would then wait out its AckWait.
+		replies: make(chan *nats.Msg, 2*places+64),
 	}
 	if s.name == "" {
 		s.name = fmt.Sprintf("herald-broadcast-%016x", rand.Uint64())
 	}
+	s.next = apiNext + s.stream + "." + s.name
 	s.setAckWait(o.AckWait)
 	return s
 }
@@ -185,12 +192,22 @@ func (s *subscription) setAckWait(d time.Duration) {
 	s.heartbeat.Store(int64(max(d/4, 5*time.Millisecond)))
 }
 
-// Unsubscribe stops pulling (messages already pulled but not started go
-// back to JetStream at once), waits for the handlers in flight until ctx is
-// done, and then leaves: a queue group's consumer stays for the members that
-// join later, a broadcast subscriber's consumer is deleted. When ctx ends
-// first, the handlers' context is cancelled (their messages are redelivered)
-// and the error wraps ctx's. Calls after the first return nil.
+// Unsubscribe stops pulling and leaves the inbox the subscription's pulls
+// reply to, then waits for the handlers in flight until ctx is done, and
+// leaves the consumer: a queue group's consumer stays for the members that
+// join later, a broadcast subscriber's consumer is deleted.
+//
+// The inbox is unsubscribed and the connection flushed before the wait for
+// the handlers: once the server has answered the flush it hands this
+// subscriber's pulls nothing more, so the group's next message goes to a
+// member that is there (see pull.go for the proof, and for a cluster's
+// narrower promise). Messages pulled but not started, and those still on
+// their way when the server saw the inbox go, go back to JetStream at once
+// (Nak), for the group's other members.
+//
+// When ctx ends first, the handlers' context is cancelled (their messages
+// are redelivered) and the error wraps ctx's. Calls after the first return
+// nil.
 func (s *subscription) Unsubscribe(ctx context.Context) error {
 	if !s.unsubscribed.CompareAndSwap(false, true) {
 		return nil
@@ -200,36 +217,44 @@ func (s *subscription) Unsubscribe(ctx context.Context) error {
 		delete(s.b.subs, s)
 		s.b.mu.Unlock()
 	}()
-	s.stopped.Store(true)
-	close(s.stopping)
-	s.stopLife()
-	go func() {
-		<-s.done // no pull can queue a message any more
-		close(s.jobs)
-	}()
+	s.stop()
 	var err error
 	select {
-	case <-s.idle:
-		// The pull loop is done. Flush, so the server has seen the pull's
-		// inbox go before the caller goes on: the server skips a pending pull
-		// request whose inbox has no interest, but one whose UNSUB it has not
-		// seen yet may be handed the next message, which then waits out its
-		// AckWait before reaching the group's other (or next) members. nats.go
-		// unsubscribes that inbox just after closing the pull's channel, in
-		// its own goroutine, so one flush can overtake the UNSUB; the first
-		// round trip gives it the time, the second carries it. This narrows
-		// the window (TestRejoinedGroupGetsNextMessageAtOnce: stuck in every
-		// run before, none in 30 runs of 40 rounds after) without closing it
-		// for certain; owning the pull's inbox would.
-		for range 2 {
-			if ferr := s.b.nc.FlushWithContext(ctx); ferr != nil && s.b.nc.IsConnected() {
-				s.opts.Logger.Debug("nats: flush on unsubscribe", "topic", s.opts.Topic, "err", ferr)
-			}
-		}
+	case <-s.done: // prompt: every wait of the loop ends with stopping
 	case <-ctx.Done():
-		err = fmt.Errorf("nats: unsubscribe %q: handlers still running: %w", s.opts.Topic, ctx.Err())
+	}
+	select {
+	case <-s.done:
+		s.closeInbox(ctx)
+	default:
+		go func() {
+			<-s.done
+			s.closeInbox(context.Background())
+		}()
+		err = fmt.Errorf("nats: unsubscribe %q: pull loop still running: %w", s.opts.Topic, ctx.Err())
+	}
+	if err == nil {
+		select {
+		case <-s.idle:
+		case <-ctx.Done():
+			err = fmt.Errorf("nats: unsubscribe %q: handlers still running: %w", s.opts.Topic, ctx.Err())
+		}
 	}
 	s.cancel()
 	s.deleteEphemeral()
 	return err
+}
+
+// stop stops the pull loop and, once it is done, closes the workers' queue.
+// It is Unsubscribe's first step, and safe to call more than once.
+func (s *subscription) stop() {
+	s.stopOnce.Do(func() {
+		s.stopped.Store(true)
+		close(s.stopping)
+		s.stopLife()
+		go func() {
+			<-s.done // no pull can queue a message any more
+			close(s.jobs)
+		}()
+	})
 }
