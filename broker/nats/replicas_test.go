@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -48,17 +49,25 @@ func jsOf(t *testing.T, b *nats.Broker) jetstream.JetStream {
 func waitStreamPeers(t *testing.T, js jetstream.JetStream, stream string, want int) *jetstream.StreamInfo {
 	t.Helper()
 	ctx := ctxT(t, 30*time.Second)
+	var last string // what the last look saw, for the failure
 	for {
-		s, err := js.Stream(ctx, stream)
+		// Each look gets a few seconds: an API request the cluster drops
+		// while it settles would otherwise hold the whole wait.
+		look, cancel := context.WithTimeout(ctx, 2*time.Second)
+		s, err := js.Stream(look, stream)
+		cancel()
 		if err == nil {
 			info := s.CachedInfo()
 			if c := info.Cluster; info.Config.Replicas == want && c != nil && c.Leader != "" && len(c.Replicas) == want-1 {
 				return info
 			}
+			last = fmt.Sprintf("replicas %d, cluster %+v", info.Config.Replicas, info.Cluster)
+		} else if ctx.Err() == nil {
+			last = err.Error()
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("stream %s: want %d replicas: %v", stream, want, errors.Join(ctx.Err(), err))
+			t.Fatalf("stream %s: want %d replicas: %v; last seen: %s", stream, want, ctx.Err(), last)
 		case <-time.After(50 * time.Millisecond): // polling while the stream's peers catch up
 		}
 	}
@@ -69,7 +78,9 @@ func waitConsumerPeers(t *testing.T, js jetstream.JetStream, stream, consumer st
 	t.Helper()
 	ctx := ctxT(t, 30*time.Second)
 	for {
-		c, err := js.Consumer(ctx, stream, consumer)
+		look, cancel := context.WithTimeout(ctx, 2*time.Second)
+		c, err := js.Consumer(look, stream, consumer)
+		cancel()
 		if err == nil {
 			info := c.CachedInfo()
 			if cl := info.Cluster; cl != nil && cl.Leader != "" && len(cl.Replicas) == want-1 {
