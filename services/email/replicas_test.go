@@ -75,6 +75,23 @@ func (r *replica) acked(id string) int {
 	return 0
 }
 
+// ackedAll reports whether every one of ids was acknowledged.
+func (r *replica) ackedAll(ids []string) bool {
+	for _, id := range ids {
+		if r.acked(id) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// runs returns the handler runs so far, for a failure's message.
+func (r *replica) runs() []outcome {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]outcome(nil), r.outcome...)
+}
+
 // storeFor opens the sent-mail records of one replica.
 type storeFor func(t *testing.T, name string, b broker.Broker) middleware.DedupeStore
 
@@ -102,14 +119,22 @@ func sqlitePerReplica(t *testing.T, name string, _ broker.Broker) middleware.Ded
 	return s
 }
 
+// redeliveryDelay is how long after A's failure its event is redelivered
+// (A's backoff): A's Stop, which takes milliseconds, has long finished by
+// then, so the redelivery cannot be handed to a pull request A left behind
+// at the server (see the nats broker's Unsubscribe), and goes to B.
+const redeliveryDelay = 2 * time.Second
+
 // runReplicas runs the forced redelivery on two replicas, A and B, each
 // with its own broker client from open and its own store from store, and
 // one SMTP sink:
 //
-//  1. Only A runs. Three users register. A sends user 0's mail and records
-//     it, but its acknowledgement is lost (errAckLost), so the broker
-//     redelivers user 0's event; A fails everything after that unhandled.
+//  1. Only A runs. User 0 registers. A sends the mail and records it, but
+//     its acknowledgement is lost (errAckLost), so the broker redelivers
+//     the event, after redeliveryDelay; A would fail anything after that
+//     unhandled.
 //  2. A stops. Only now does B start: the redelivery can only go to B.
+//     Users 1 and 2 register.
 //  3. B handles the three events.
 //
 // It returns the number of mails each user got, once B acknowledged all
@@ -125,14 +150,14 @@ func runReplicas(t *testing.T, open func(t *testing.T) broker.Broker, store stor
 	a := &replica{Broker: open(t), loseAck: true, lostID: make(chan string, 1)}
 	b := &replica{Broker: open(t)}
 	logsB := &syncBuffer{}
-	newService := func(r *replica, name string, logs *syncBuffer) *email.Service {
+	newService := func(r *replica, name string, backoff time.Duration, logs *syncBuffer) *email.Service {
 		svc, err := email.New(email.Config{
 			Broker:      r,
 			SMTPURL:     sink.URL(),
 			Dedupe:      store(t, name, r.Broker),
 			Concurrency: 1,
-			MaxAttempts: 50, // A may fail the redelivery a few times before it stops
-			Backoff:     broker.Backoff{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond, Multiplier: 2},
+			MaxAttempts: 5,
+			Backoff:     broker.Backoff{Initial: backoff, Max: backoff, Multiplier: 1},
 			SendTimeout: 5 * time.Second,
 			Logger:      slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		})
@@ -141,7 +166,8 @@ func runReplicas(t *testing.T, open func(t *testing.T) broker.Broker, store stor
 		}
 		return svc
 	}
-	svcA, svcB := newService(a, "a", &syncBuffer{}), newService(b, "b", logsB)
+	svcA := newService(a, "a", redeliveryDelay, &syncBuffer{})
+	svcB := newService(b, "b", 10*time.Millisecond, logsB)
 	stop := func(svc *email.Service) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -149,51 +175,55 @@ func runReplicas(t *testing.T, open func(t *testing.T) broker.Broker, store stor
 			t.Errorf("Stop: %v", err)
 		}
 	}
-
-	if err := svcA.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stop(svcA) })
 	rcpt := map[string]string{} // event ID → address
-	var first string
-	for i := range 3 {
+	publish := func(via broker.Broker, i int) string {
+		t.Helper()
 		u := user(i)
 		m, err := events.NewUserRegistered("herald/test", u)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := a.Publish(context.Background(), events.TopicUserRegistered, m); err != nil {
+		if err := via.Publish(context.Background(), events.TopicUserRegistered, m); err != nil {
 			t.Fatal(err)
 		}
 		rcpt[m.ID] = u.Email
 		ids = append(ids, m.ID)
-		if i == 0 {
-			first = m.ID
-		}
+		return m.ID
 	}
+
+	if err := svcA.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stop(svcA) })
+	first := publish(a, 0)
 	var lost string
 	select {
 	case lost = <-a.lostID:
 	case <-time.After(20 * time.Second):
-		t.Fatal("replica A never handled an event")
+		t.Fatal("replica A never handled the event")
 	}
 	if lost != first || sink.Accepted() != 1 {
 		t.Fatalf("A lost the ack of %s after %d mails, want %s (user 0) after 1", lost, sink.Accepted(), first)
 	}
+	stopped := time.Now()
 	stop(svcA)
+	if took := time.Since(stopped); took >= redeliveryDelay {
+		t.Fatalf("A took %v to stop, longer than the redelivery delay %v: the redelivery may have gone to A", took, redeliveryDelay)
+	}
 
 	if err := svcB.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { stop(svcB) })
-	waitFor(t, "B to acknowledge the three events", func() bool {
-		for _, id := range ids {
-			if b.acked(id) == 0 {
-				return false
-			}
+	publish(b, 1)
+	publish(b, 2)
+	deadline := time.Now().Add(20 * time.Second)
+	for !b.ackedAll(ids) {
+		if time.Now().After(deadline) {
+			t.Fatalf("B did not acknowledge the three events %v in 20s; runs of A: %v; runs of B: %v", ids, a.runs(), b.runs())
 		}
-		return true
-	})
+		time.Sleep(10 * time.Millisecond) // polling interval
+	}
 	if attempt := b.acked(first); attempt < 2 {
 		t.Fatalf("B acknowledged user 0's event on attempt %d; want a redelivery (attempt 2 or more)", attempt)
 	}
