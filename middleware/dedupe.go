@@ -46,12 +46,24 @@ func (r ClaimResult) String() string {
 // the holder of a claim from a later one that took it over.
 //
 // Implementations must be safe for concurrent use, by several processes
-// where they are shared (a SQL store).
+// where they are shared. Complete and Release by an owner that no longer
+// holds the key do nothing and return nil, except that a Complete after the
+// owner's lease ran out, while nobody took the key over, still records it
+// done (the work happened). Package dedupetest is the conformance suite of
+// these rules.
+//
+// The stores: [MemoryDedupeStore] (one process), [SQLDedupeStore] (a
+// database), and, on the engines brokers already run, packages natsdedupe
+// (a JetStream KV bucket) and redisdedupe (Redis keys). Replicas of one
+// consumer must share one store, or a redelivery that reaches another
+// replica is handled again.
 type DedupeStore interface {
 	// Claim takes key for owner for ttl, unless it is done or held by a
 	// live claim.
 	Claim(ctx context.Context, key, owner string, ttl time.Duration) (ClaimResult, error)
-	// Complete marks key done, for good, if owner still holds it.
+	// Complete marks key done, if owner still holds it, for as long as
+	// the store keeps records (its retention: for good by default in
+	// memory and SQL, 30 days in the broker engines' stores).
 	Complete(ctx context.Context, key, owner string) error
 	// Release drops owner's claim on key, so that a redelivery processes it.
 	Release(ctx context.Context, key, owner string) error

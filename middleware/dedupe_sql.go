@@ -3,20 +3,37 @@ package middleware
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
+	"gorm.io/gorm/schema"
 )
 
 // DedupeRecord is the row of a [SQLDedupeStore]: one processed (or being
 // processed) key.
 type DedupeRecord struct {
-	Key          string    `gorm:"column:dedupe_key;primaryKey;size:191"`
+	Key          DedupeKey `gorm:"column:dedupe_key;primaryKey;size:191"`
 	Owner        string    `gorm:"size:64;not null"`
 	Done         bool      `gorm:"not null;default:false"`
 	ClaimedUntil time.Time `gorm:"not null"`
 	DoneAt       *time.Time
+}
+
+// DedupeKey is the key column of [DedupeRecord]. It compares byte for byte
+// on every database: on MySQL and MariaDB it is VARBINARY(191), because
+// their default collations fold case and accents (and MariaDB's ignore
+// trailing spaces), which would make "ab" and "AB" one key. Elsewhere it is
+// the dialect's string type.
+type DedupeKey string
+
+// GormDBDataType picks the column type per dialect (see [DedupeKey]).
+func (DedupeKey) GormDBDataType(db *gorm.DB, _ *schema.Field) string {
+	if db.Dialector.Name() == "mysql" {
+		return "varbinary(191)"
+	}
+	return "" // the dialect's own
 }
 
 // TableName is the table of the records.
@@ -36,7 +53,31 @@ func NewSQLDedupeStore(ctx context.Context, db *gorm.DB) (*SQLDedupeStore, error
 	if err := db.WithContext(ctx).AutoMigrate(&DedupeRecord{}); err != nil {
 		return nil, fmt.Errorf("dedupe: migrate: %w", err)
 	}
+	if err := binaryKeyColumn(ctx, db); err != nil {
+		return nil, fmt.Errorf("dedupe: migrate: %w", err)
+	}
 	return &SQLDedupeStore{db: db}, nil
+}
+
+// binaryKeyColumn turns the key column of a MySQL/MariaDB table made before
+// [DedupeKey] existed (a VARCHAR in a collation that folds case) into
+// VARBINARY. gorm's AutoMigrate does not alter primary-key columns. Every
+// byte stays as it was, and keys that were distinct stay distinct.
+func binaryKeyColumn(ctx context.Context, db *gorm.DB) error {
+	if db.Dialector.Name() != "mysql" {
+		return nil
+	}
+	db = db.WithContext(ctx)
+	cols, err := db.Migrator().ColumnTypes(&DedupeRecord{})
+	if err != nil {
+		return err
+	}
+	for _, c := range cols {
+		if c.Name() == "dedupe_key" && !strings.EqualFold(c.DatabaseTypeName(), "varbinary") {
+			return db.Exec("ALTER TABLE " + DedupeRecord{}.TableName() + " MODIFY dedupe_key VARBINARY(191) NOT NULL").Error
+		}
+	}
+	return nil
 }
 
 // Claim implements [DedupeStore]: insert the key, or take over a claim that
@@ -48,7 +89,7 @@ func (s *SQLDedupeStore) Claim(ctx context.Context, key, owner string, ttl time.
 	db := s.db.WithContext(ctx)
 	now := time.Now().UTC()
 	ins := db.Clauses(clause.OnConflict{DoNothing: true}).
-		Create(&DedupeRecord{Key: key, Owner: owner, ClaimedUntil: now.Add(ttl)})
+		Create(&DedupeRecord{Key: DedupeKey(key), Owner: owner, ClaimedUntil: now.Add(ttl)})
 	if ins.Error != nil {
 		return 0, ins.Error
 	}

@@ -12,6 +12,12 @@
 //		middleware.Timeout(10*time.Second),
 //	)
 //
+// [Dedupe] keeps its records in a [DedupeStore]: in memory, in a SQL
+// database, or on the broker's own engine (middleware/natsdedupe: a
+// JetStream KV bucket; middleware/redisdedupe: Redis keys), where every
+// replica of a consumer shares them. middleware/dedupetest is the suite
+// every store passes.
+//
 // Herald's own backends already recover panics, retry with backoff and
 // dead-letter (see [broker.Process]); [Retry] and [DeadLetter] are for
 // handlers run by something else (a third-party broker, a Go Micro

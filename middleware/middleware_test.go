@@ -5,12 +5,12 @@ import (
 	"errors"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/herald-dev/herald/broker"
 	"github.com/herald-dev/herald/middleware"
+	"github.com/herald-dev/herald/middleware/dedupetest"
 )
 
 func msg() *broker.Message {
@@ -184,139 +184,16 @@ func TestDeadLetter(t *testing.T) {
 	})
 }
 
-// dedupeStores runs f on every store implementation that can run here.
-func dedupeStores(t *testing.T, f func(t *testing.T, s middleware.DedupeStore)) {
-	t.Run("memory", func(t *testing.T) { f(t, &middleware.MemoryDedupeStore{}) })
+// TestDedupeStores runs the store conformance suite on every store of this
+// package: memory, and SQL on SQLite, MySQL and PostgreSQL.
+func TestDedupeStores(t *testing.T) {
+	t.Run("memory", func(t *testing.T) {
+		dedupetest.Run(t, func(*testing.T) middleware.DedupeStore { return &middleware.MemoryDedupeStore{} })
+	})
 	for name, open := range sqlStores(t) {
-		t.Run(name, func(t *testing.T) { f(t, open(t)) })
+		t.Run(name, func(t *testing.T) {
+			s := open(t) // one store for all: a migration per subtest is slow on a loaded server
+			dedupetest.Run(t, func(*testing.T) middleware.DedupeStore { return s })
+		})
 	}
-}
-
-func TestDedupeDropsDuplicates(t *testing.T) {
-	dedupeStores(t, func(t *testing.T, s middleware.DedupeStore) {
-		var calls atomic.Int32
-		h := middleware.Dedupe{Store: s}.Middleware(func(context.Context, *broker.Message) error {
-			calls.Add(1)
-			return nil
-		})
-		m := msg()
-		for i := range 3 {
-			m.Attempt = i + 1
-			if err := h(context.Background(), m); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if calls.Load() != 1 {
-			t.Fatalf("handler ran %d times for one ID, want 1", calls.Load())
-		}
-		if err := h(context.Background(), msg()); err != nil || calls.Load() != 2 {
-			t.Fatalf("a new ID: err %v, calls %d, want 2", err, calls.Load())
-		}
-	})
-}
-
-func TestDedupeFailureReleases(t *testing.T) {
-	dedupeStores(t, func(t *testing.T, s middleware.DedupeStore) {
-		fail := true
-		calls := 0
-		h := middleware.Dedupe{Store: s}.Middleware(func(context.Context, *broker.Message) error {
-			calls++
-			if fail {
-				return errors.New("smtp down")
-			}
-			return nil
-		})
-		m := msg()
-		if err := h(context.Background(), m); err == nil {
-			t.Fatal("want the handler's error")
-		}
-		fail = false
-		if err := h(context.Background(), m); err != nil {
-			t.Fatal(err)
-		}
-		if err := h(context.Background(), m); err != nil {
-			t.Fatal(err)
-		}
-		if calls != 2 {
-			t.Fatalf("handler ran %d times, want 2 (failed, then succeeded, then dropped)", calls)
-		}
-	})
-}
-
-func TestDedupeConcurrentDeliveries(t *testing.T) {
-	dedupeStores(t, func(t *testing.T, s middleware.DedupeStore) {
-		var calls atomic.Int32
-		started, release := make(chan struct{}, 1), make(chan struct{})
-		h := middleware.Dedupe{Store: s}.Middleware(func(context.Context, *broker.Message) error {
-			calls.Add(1)
-			started <- struct{}{}
-			<-release
-			return nil
-		})
-		m := msg()
-		first := make(chan error, 1)
-		go func() { first <- h(context.Background(), m.Clone()) }()
-		select { // the first delivery holds the claim once its handler runs
-		case <-started:
-		case <-time.After(5 * time.Second):
-			t.Fatal("first delivery never ran")
-		}
-		var wg sync.WaitGroup
-		var busy atomic.Int32
-		for range 8 {
-			wg.Go(func() {
-				if err := h(context.Background(), m.Clone()); errors.Is(err, middleware.ErrInFlight) {
-					busy.Add(1)
-				}
-			})
-		}
-		wg.Wait()
-		close(release)
-		if err := <-first; err != nil {
-			t.Fatal(err)
-		}
-		if calls.Load() != 1 || busy.Load() != 8 {
-			t.Fatalf("calls %d busy %d, want 1 and 8", calls.Load(), busy.Load())
-		}
-		if err := h(context.Background(), m); err != nil || calls.Load() != 1 {
-			t.Fatalf("after completion: err %v calls %d", err, calls.Load())
-		}
-	})
-}
-
-func TestDedupeExpiredClaimIsTakenOver(t *testing.T) {
-	dedupeStores(t, func(t *testing.T, s middleware.DedupeStore) {
-		ctx := context.Background()
-		k1 := "k1-" + broker.NewID() // the SQL servers outlive a test run
-		if r, err := s.Claim(ctx, k1, "dead-owner", time.Millisecond); err != nil || r != middleware.Claimed {
-			t.Fatalf("claim: %v %v", r, err)
-		}
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			r, err := s.Claim(ctx, k1, "new-owner", time.Minute)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if r == middleware.Claimed {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("expired claim never taken over: %v", r)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-		// The dead owner's late completion must not count.
-		if err := s.Complete(ctx, k1, "dead-owner"); err != nil {
-			t.Fatal(err)
-		}
-		if r, _ := s.Claim(ctx, k1, "third", time.Minute); r != middleware.Busy {
-			t.Fatalf("claim after stale complete: %v, want busy", r)
-		}
-		if err := s.Complete(ctx, k1, "new-owner"); err != nil {
-			t.Fatal(err)
-		}
-		if r, _ := s.Claim(ctx, k1, "fourth", time.Minute); r != middleware.Done {
-			t.Fatalf("claim after complete: %v, want done", r)
-		}
-	})
 }

@@ -20,6 +20,11 @@ func sqlStores(t *testing.T) map[string]func(t *testing.T) middleware.DedupeStor
 			if err != nil {
 				t.Fatal(err)
 			}
+			t.Cleanup(func() { // the servers are shared: give the connections back
+				if sqlDB, err := g.DB(); err == nil {
+					_ = sqlDB.Close()
+				}
+			})
 			s, err := middleware.NewSQLDedupeStore(context.Background(), g)
 			if err != nil {
 				t.Fatal(err)

@@ -53,7 +53,12 @@ handler and the SMTP send. Log lines written inside a span carry its trace_id.
 
 Any part can point at a real server instead: --broker, --registry, --database,
 --email-database and --smtp take URLs. Ctrl-C stops everything gracefully; data
-stays in --data-dir for the next run.`,
+stays in --data-dir for the next run.
+
+herald up runs one replica of each service, so its sent-mail records stay in
+its data directory (<data-dir>/email.db) whatever the broker. To run several
+email replicas, run herald serve email: its replicas share their records on
+the broker by default.`,
 		Example: `  herald up
   herald up --data-dir /tmp/h --nats-listen 127.0.0.1:14222 --smtp-listen 127.0.0.1:12525
   herald up --broker mem://            # no NATS at all (the CLI then needs --addr)`,

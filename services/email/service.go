@@ -14,12 +14,36 @@
 //     returned, so the broker redelivers the event with backoff, up to
 //     [Config.MaxAttempts] times, and then dead-letters it.
 //   - Sending is idempotent: a sent-mail record keyed by the event ID is kept
-//     in the service's own database ([middleware.Dedupe] over
-//     [middleware.SQLDedupeStore]), so a redelivered event is acknowledged
-//     without a second mail. The one gap is the idempotent consumer's own: a
-//     process that dies after the server accepted the mail and before the
-//     record is written sends that mail again, after the record's claim
-//     lapses. Every send of one event carries the same Message-ID.
+//     in a [middleware.DedupeStore] ([middleware.Dedupe]) that every replica
+//     shares (see Replicas below), so a redelivered event, on this replica
+//     or another, is acknowledged without a second mail. The one gap is the
+//     idempotent consumer's own: a process that dies after the server
+//     accepted the mail and before the record is written sends that mail
+//     again, after the record's claim lapses. Every send of one event
+//     carries the same Message-ID.
+//
+// # Replicas: where the records live
+//
+// Replicas share the events, and a redelivery may go to any of them: the
+// replica that sent the mail died before acknowledging, or its
+// acknowledgement was lost. The record stops the second mail only if the
+// replica that gets the redelivery sees it, so every replica must use the
+// same records. [Config.Dedupe] takes any store; `herald serve email` gives
+// it, by default (--dedupe broker), a store on the engine of the broker the
+// replicas already share (package internal/dedupestore):
+//
+//   - NATS: the JetStream KV bucket "herald_dedupe_email"
+//     ([github.com/herald-dev/herald/middleware/natsdedupe]);
+//   - Redis: the keys "herald:dedupe:email:<event ID>"
+//     ([github.com/herald-dev/herald/middleware/redisdedupe]);
+//
+// each record kept 30 days after its mail (--dedupe-retention). RabbitMQ,
+// Kafka, Pub/Sub, SQS and the HTTP broker have no such place: there the
+// command refuses to start until --dedupe names a database the replicas
+// share (mysql://, postgres://). A sqlite:// file ([Config.Database], or
+// --dedupe sqlite://…) belongs to one process: right for a single replica,
+// such as the one `herald up` runs, and wrong for two, as
+// TestReplicasShareSentMailRecords shows.
 //
 // # Secrets
 //
@@ -78,9 +102,11 @@ type Config struct {
 	From string
 	// Database is the URL of the database of sent-mail records
 	// (sqlite://…, mysql://…, postgres://…). The service opens it on Start
-	// and closes it on Stop.
+	// and closes it on Stop. Replicas must share it: a sqlite:// file is
+	// for a single replica (see "Replicas" above).
 	Database string
-	// Dedupe, when set, keeps the sent-mail records instead of Database.
+	// Dedupe, when set, keeps the sent-mail records instead of Database;
+	// the caller opens and closes it. Replicas must share it.
 	Dedupe middleware.DedupeStore
 	// Concurrency is how many mails may be sent at once
 	// ([DefaultConcurrency] when 0).
