@@ -56,7 +56,7 @@ func features(short bool) tests.Features {
 
 // skipped says why a test does not apply to any Herald backend.
 var skipped = map[string]string{
-	"TestReconnect": "needs RestartServiceCommand (a docker restart); Herald's own conformance suite restarts each backend's server mid-stream (brokertest Restart)",
+	"TestReconnect":                        "needs RestartServiceCommand (a docker restart); Herald's own conformance suite restarts each backend's server mid-stream (brokertest Restart)",
 	"TestNewSubscriberReceivesOldMessages": "Features.NewSubscriberReceivesOldMessages is false: a new queue group starts with what is published after it exists",
 }
 
