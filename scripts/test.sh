@@ -78,6 +78,7 @@ bin="$STATE_DIR/bin"; mkdir -p "$bin"
 go build -modfile=tools/go.mod -o "$bin/staticcheck" honnef.co/go/tools/cmd/staticcheck
 "$bin/staticcheck" ./...
 (cd gomicro && go vet ./... && "$bin/staticcheck" ./...)
+(cd watermill && go vet ./... && "$bin/staticcheck" ./...)
 
 step "generated code is fresh"
 bash scripts/check-generate.sh
@@ -90,6 +91,8 @@ else
   go test -race -count=1 -timeout 20m ./...
   step "go test -race (gomicro module)"
   (cd gomicro && go test -race -count=1 -timeout 10m ./...)
+  step "go test -race (watermill module: Watermill's universal Pub/Sub tests)"
+  (cd watermill && go test -race -count=1 -timeout 10m ./...)
 fi
 
 step "done"
