@@ -10,11 +10,13 @@ import (
 	"github.com/ThreeDotsLabs/watermill/pubsub/tests"
 
 	"github.com/herald-dev/herald/broker"
+	httpbroker "github.com/herald-dev/herald/broker/http"
 	"github.com/herald-dev/herald/broker/mem"
 	"github.com/herald-dev/herald/broker/nats"
 	"github.com/herald-dev/herald/broker/nats/natsserver"
 	"github.com/herald-dev/herald/broker/rabbitmq"
 	"github.com/herald-dev/herald/broker/redis"
+	memregistry "github.com/herald-dev/herald/registry/mem"
 	"github.com/herald-dev/herald/watermill"
 )
 
@@ -154,6 +156,25 @@ func TestUniversalRedis(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		b, err := redis.New(ctx, raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return closeLater(t, b)
+	}, features(true), false)
+}
+
+// TestUniversalHTTP runs the suite on the HTTP broker, each client with its
+// own spool and endpoint and a registry client of one shared store, as
+// separate processes would be.
+func TestUniversalHTTP(t *testing.T) {
+	store := memregistry.NewStore()
+	secret := []byte("watermill universal suite secret!")
+	runUniversal(t, func(t *testing.T) broker.Broker {
+		reg, err := memregistry.New(memregistry.WithStore(store))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := httpbroker.New(reg, httpbroker.WithSpool(t.TempDir()), httpbroker.WithSecret(secret), httpbroker.WithCloseRegistry())
 		if err != nil {
 			t.Fatal(err)
 		}
