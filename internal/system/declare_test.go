@@ -12,11 +12,15 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/herald-dev/herald/broker"
+	httpbroker "github.com/herald-dev/herald/broker/http"
 	"github.com/herald-dev/herald/broker/mem"
+	natsbroker "github.com/herald-dev/herald/broker/nats"
+	"github.com/herald-dev/herald/broker/nats/natsserver"
 	userv1 "github.com/herald-dev/herald/gen/herald/user/v1"
 	"github.com/herald-dev/herald/gen/herald/user/v1/userv1connect"
 	"github.com/herald-dev/herald/internal/db"
 	"github.com/herald-dev/herald/outbox"
+	regmem "github.com/herald-dev/herald/registry/mem"
 	"github.com/herald-dev/herald/services/email"
 	"github.com/herald-dev/herald/services/email/smtpsink"
 	"github.com/herald-dev/herald/services/user"
@@ -28,11 +32,13 @@ import (
 // so when the email service starts, the welcome mail goes out.
 //
 // Without the declaration (the "undeclared" runs, on the brokers that route
-// by binding), the broker drops that event: a RabbitMQ topic exchange drops
-// a message no queue is bound to, and mem keeps messages only for groups
-// that exist. Only the mail of a user registered after the email service
-// started arrives. Redis keeps every entry in the stream whether or not a
-// group exists, so it has no undeclared run.
+// by group), the broker drops that event: a RabbitMQ topic exchange drops
+// a message no queue is bound to, mem keeps messages only for groups that
+// exist, and an HTTP publisher spools only for the groups recorded in the
+// registry. Only the mail of a user registered after the email service
+// started arrives. NATS and Redis keep every message in the topic's stream
+// whether or not a group exists (a group's consumer starts at the first),
+// so they have no undeclared run.
 func TestEventBeforeTheEmailServiceStarts(t *testing.T) {
 	cases := []struct {
 		name string
@@ -49,6 +55,41 @@ func TestEventBeforeTheEmailServiceStarts(t *testing.T) {
 		{"rabbitmq", func(t *testing.T) (broker.Broker, broker.Broker) {
 			raw := withQuery(fromEnv(t, "HERALD_TEST_AMQP_URL"), "exchange=t"+broker.NewID()[24:]+"&queue_expiry=2m")
 			return openBroker(t, raw), openBroker(t, raw)
+		}, true},
+		{"nats", func(t *testing.T) (broker.Broker, broker.Broker) {
+			srv, err := natsserver.Start(natsserver.WithDataDir(t.TempDir()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(srv.Shutdown)
+			client := func() broker.Broker {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				b, err := natsbroker.New(ctx, srv.ClientURL())
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = b.Close(context.Background()) })
+				return b
+			}
+			return client(), client()
+		}, false},
+		{"http", func(t *testing.T) (broker.Broker, broker.Broker) {
+			store := regmem.NewStore()
+			secret := []byte("declare test secret, 32 bytes ok")
+			client := func() broker.Broker {
+				reg, err := regmem.New(regmem.WithStore(store))
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, err := httpbroker.New(reg, httpbroker.WithSpool(t.TempDir()), httpbroker.WithSecret(secret), httpbroker.WithCloseRegistry())
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = b.Close(context.Background()) })
+				return b
+			}
+			return client(), client()
 		}, true},
 		{"redis", func(t *testing.T) (broker.Broker, broker.Broker) {
 			raw := withQuery(fromEnv(t, "HERALD_TEST_REDIS_URL"), "prefix=t"+broker.NewID()[24:])
