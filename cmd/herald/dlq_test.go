@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/mail"
-	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,30 +16,40 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/herald-dev/herald/broker"
-	natsbroker "github.com/herald-dev/herald/broker/nats"
 	userv1 "github.com/herald-dev/herald/gen/herald/user/v1"
 	"github.com/herald-dev/herald/gen/herald/user/v1/userv1connect"
 	"github.com/herald-dev/herald/internal/system"
-	"github.com/herald-dev/herald/registry"
-	natsregistry "github.com/herald-dev/herald/registry/nats"
 	"github.com/herald-dev/herald/services/email"
 	"github.com/herald-dev/herald/services/email/mailbox"
 	"github.com/herald-dev/herald/services/email/smtpsink"
 )
 
-// runCLI runs herald with args in process and returns what it printed.
+// runCLI runs herald with args in process, with an empty stdin, and
+// returns what it printed.
 func runCLI(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	cmd := newRootCmd()
-	var out syncBuffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	cmd.SetIn(strings.NewReader(""))
-	cmd.SetArgs(args)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	err := cmd.ExecuteContext(ctx)
-	return out.String(), err
+	return runCLIWithStdin(t, "", args...)
+}
+
+// startSystem starts herald up's system in process on c, on loopback ports
+// and a temporary data directory, with the CLI's own broker and registry
+// openers, and stops it when the test ends.
+func startSystem(t *testing.T, c system.Config) *system.System {
+	t.Helper()
+	c.DataDir, c.NATSListen, c.UserListen = t.TempDir(), "127.0.0.1:0", "127.0.0.1:0"
+	c.BcryptCost, c.OpenBroker, c.OpenRegistry = 4, openBroker, openRegistry
+	s, err := system.Start(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), system.DefaultGrace)
+		defer cancel()
+		if err := s.Stop(ctx); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	return s
 }
 
 // dlqList returns the dead letters `herald dlq list --json` prints.
@@ -109,30 +118,9 @@ func TestDLQPoisonReplayPurge(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = sink.Close(context.Background()) })
 
-	mux := new(broker.URLMux)
-	mux.Register(natsbroker.Scheme, natsbroker.OpenURL)
-	s, err := system.Start(context.Background(), system.Config{
-		DataDir: t.TempDir(), NATSListen: "127.0.0.1:0", UserListen: "127.0.0.1:0",
-		SMTPURL: sink.URL(), BcryptCost: 4,
+	s := startSystem(t, system.Config{
+		SMTPURL:      sink.URL(),
 		EmailBackoff: broker.Backoff{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond, Multiplier: 2},
-		OpenBroker:   mux.Open,
-		OpenRegistry: func(ctx context.Context, raw string) (registry.Registry, error) {
-			u, err := url.Parse(raw)
-			if err != nil {
-				return nil, err
-			}
-			return natsregistry.OpenURL(ctx, u)
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), system.DefaultGrace)
-		defer cancel()
-		if err := s.Stop(ctx); err != nil {
-			t.Errorf("stop: %v", err)
-		}
 	})
 	client := userv1connect.NewUserServiceClient(http.DefaultClient, "http://"+s.UserAddr)
 	register := func(name, addr string) string {

@@ -3,16 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/herald-dev/herald/broker"
-	natsbroker "github.com/herald-dev/herald/broker/nats"
 	"github.com/herald-dev/herald/internal/system"
-	"github.com/herald-dev/herald/registry"
-	natsregistry "github.com/herald-dev/herald/registry/nats"
 	"github.com/herald-dev/herald/services/email/smtpsink"
 )
 
@@ -43,29 +38,7 @@ func TestUsersRegisterPasswordStdin(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sink.Close(context.Background()) })
-	mux := new(broker.URLMux)
-	mux.Register(natsbroker.Scheme, natsbroker.OpenURL)
-	s, err := system.Start(context.Background(), system.Config{
-		DataDir: t.TempDir(), NATSListen: "127.0.0.1:0", UserListen: "127.0.0.1:0",
-		SMTPURL: sink.URL(), BcryptCost: 4, OpenBroker: mux.Open,
-		OpenRegistry: func(ctx context.Context, raw string) (registry.Registry, error) {
-			u, err := url.Parse(raw)
-			if err != nil {
-				return nil, err
-			}
-			return natsregistry.OpenURL(ctx, u)
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), system.DefaultGrace)
-		defer cancel()
-		if err := s.Stop(ctx); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	})
+	s := startSystem(t, system.Config{SMTPURL: sink.URL()})
 	const password = "piped-in horse battery"
 
 	out, err := runCLIWithStdin(t, password+"\r\n", "users", "register", "--registry", s.RegistryURL,

@@ -239,6 +239,19 @@ func (r *Registry) revoke(ctx context.Context, id clientv3.LeaseID) {
 	}
 }
 
+// endRegistration stops renewing the instance k this client registered, if
+// it did, and returns its lease (nil if none) without revoking it.
+func (r *Registry) endRegistration(k instanceKey) *lease {
+	r.mu.Lock()
+	l := r.leases[k]
+	delete(r.leases, k)
+	r.mu.Unlock()
+	if l != nil {
+		l.stop()
+	}
+	return l
+}
+
 // Deregister stops renewing inst (when this client registered it) and
 // deletes it at once. An instance that is not listed is not an error.
 func (r *Registry) Deregister(ctx context.Context, inst registry.Instance) error {
@@ -251,13 +264,7 @@ func (r *Registry) Deregister(ctx context.Context, inst registry.Instance) error
 		return fmt.Errorf("etcd: deregister %s/%s: %w", inst.Service, inst.ID, err)
 	}
 	k := instanceKey{inst.Service, inst.ID}
-	r.mu.Lock()
-	l := r.leases[k]
-	delete(r.leases, k)
-	r.mu.Unlock()
-	if l != nil {
-		l.stop()
-	}
+	l := r.endRegistration(k)
 	if _, err := r.cli.Delete(ctx, r.key(inst.Service, inst.ID)); err != nil {
 		return fmt.Errorf("etcd: deregister %s/%s: %w", inst.Service, inst.ID, err)
 	}

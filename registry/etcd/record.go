@@ -31,13 +31,7 @@ func (r *Registry) Record(ctx context.Context, inst registry.Instance) error {
 		return fmt.Errorf("etcd: record %s/%s: %w", inst.Service, inst.ID, err)
 	}
 	k := instanceKey{inst.Service, inst.ID}
-	r.mu.Lock()
-	old := r.leases[k]
-	delete(r.leases, k)
-	r.mu.Unlock()
-	if old != nil {
-		old.stop()
-	}
+	old := r.endRegistration(k)
 	if _, err := r.cli.Put(ctx, r.key(inst.Service, inst.ID), string(value)); err != nil {
 		if old != nil {
 			r.resume(k, old) // the registration stays as it was
