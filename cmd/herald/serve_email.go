@@ -48,8 +48,9 @@ Replicas: run as many as you like against one broker; each event goes to one
 of them, and a redelivery (a replica died, or its acknowledgement was lost)
 may go to another. That is why the records must be shared, and by default
 they are: --dedupe broker keeps them on the broker's own engine, which every
-replica already reaches — a JetStream KV bucket (herald_dedupe_email) on
-nats://, keys (herald:dedupe:email:<event-id>) on redis://. Done records are
+replica already reaches — a JetStream KV bucket (herald_dedupe_email, on as
+many servers as the broker URL's replicas=) on nats://, keys
+(herald:dedupe:email:<event-id>) on redis://. Done records are
 kept for --dedupe-retention. RabbitMQ, Kafka, Pub/Sub, SQS and the HTTP broker
 have no such place: there the command refuses to start until --dedupe names a
 database every replica shares (mysql://, postgres://). --dedupe sqlite://FILE
