@@ -139,7 +139,10 @@ func TestUniversalRabbitMQ(t *testing.T) {
 	runUniversal(t, func(t *testing.T) broker.Broker {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		b, err := rabbitmq.New(ctx, raw)
+		// The suite makes a hundred groups on random topics: the server
+		// deletes their queues once unused, instead of keeping them (and
+		// recovering them, slowly, at its next restart) for good.
+		b, err := rabbitmq.New(ctx, raw, rabbitmq.WithQueueExpiry(2*time.Minute))
 		if err != nil {
 			t.Fatal(err)
 		}

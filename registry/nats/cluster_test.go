@@ -57,6 +57,10 @@ func TestConformanceCluster(t *testing.T) {
 			nc.Close()
 		},
 		ExpirySlack: 3 * time.Second,
+		// Each renewal is a write the R3 bucket replicates; on the shared
+		// 2-core CI machine under -race one stalled past a 1s lease and
+		// the live instance expired (ExpiryAfterCrash, once).
+		LeaseTTL: 3 * time.Second,
 	})
 }
 

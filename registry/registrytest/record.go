@@ -91,7 +91,7 @@ func (s *suite) testRecordOutlivesCrash(t *testing.T) {
 	svc := service(t)
 	rec, reg := inst(svc, "rec"), inst(svc, "reg")
 	record(t, victim, janitor, rec)
-	register(t, victim, reg, registry.TTL(time.Second))
+	register(t, victim, reg, registry.TTL(s.f.LeaseTTL))
 	ch := watch(t, observer, svc)
 	for range 2 {
 		if ev := next(t, ch, 5*time.Second); ev.Type != registry.Added {
@@ -99,8 +99,8 @@ func (s *suite) testRecordOutlivesCrash(t *testing.T) {
 		}
 	}
 	s.f.Crash(t, victim)
-	expectEvent(t, ch, registry.Removed, reg, time.Second+s.f.ExpirySlack)
-	quiet(t, ch, time.Second+s.f.ExpirySlack) // the record has no lease to run out
+	expectEvent(t, ch, registry.Removed, reg, s.f.LeaseTTL+s.f.ExpirySlack)
+	quiet(t, ch, s.f.LeaseTTL+s.f.ExpirySlack) // the record has no lease to run out
 	wantInstances(t, lookup(t, observer, svc), rec)
 }
 
@@ -113,7 +113,7 @@ func (s *suite) testRecordReplacesRegistration(t *testing.T) {
 	r1, r2 := s.client(t), s.client(t)
 	svc := service(t)
 	a := inst(svc, "a")
-	register(t, r1, a, registry.TTL(time.Second))
+	register(t, r1, a, registry.TTL(s.f.LeaseTTL))
 	ch := watch(t, r2, svc)
 	expectEvent(t, ch, registry.Added, a, 5*time.Second)
 	a2 := a
@@ -123,7 +123,7 @@ func (s *suite) testRecordReplacesRegistration(t *testing.T) {
 	if err := r1.Close(ctxFor(t, 10*time.Second)); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	quiet(t, ch, time.Second+s.f.ExpirySlack) // neither Close nor the old lease removes it
+	quiet(t, ch, s.f.LeaseTTL+s.f.ExpirySlack) // neither Close nor the old lease removes it
 	wantInstances(t, lookup(t, r2, svc), a2)
 }
 
