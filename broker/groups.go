@@ -50,3 +50,11 @@ func ValidateGroup(topic, group string) error {
 	}
 	return ValidateQueue(group)
 }
+
+// DeclaredGroupOptions returns the options of a member of group on topic
+// that sets none: the settings a [GroupDeclarer] gives a group it creates,
+// so that a declared group is the one its first default member would have
+// made. The options' handler is never called.
+func DeclaredGroupOptions(topic, group string) (*SubscribeOptions, error) {
+	return NewSubscribeOptions(topic, func(context.Context, *Message) error { return nil }, Queue(group))
+}

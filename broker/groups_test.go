@@ -41,3 +41,25 @@ func TestValidateGroup(t *testing.T) {
 		}
 	}
 }
+
+// TestDeclaredGroupOptions: a declared group gets the options of a default
+// member of that group, and the same inputs are refused as by Subscribe.
+func TestDeclaredGroupOptions(t *testing.T) {
+	o, err := broker.DeclaredGroupOptions("user.registered", "email")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := broker.NewSubscribeOptions("user.registered", func(context.Context, *broker.Message) error { return nil }, broker.Queue("email"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Queue != "email" || o.AckWait != want.AckWait || o.MaxAttempts != want.MaxAttempts ||
+		o.Concurrency != want.Concurrency || o.Backoff != want.Backoff || o.DeadLetterTopic != want.DeadLetterTopic {
+		t.Fatalf("DeclaredGroupOptions = %+v, want a default member's %+v", o, want)
+	}
+	for _, c := range [][2]string{{"", "email"}, {"user.registered", ""}, {"user registered", "email"}} {
+		if _, err := broker.DeclaredGroupOptions(c[0], c[1]); !errors.Is(err, broker.ErrBadTopic) {
+			t.Errorf("DeclaredGroupOptions(%q, %q): %v, want ErrBadTopic", c[0], c[1], err)
+		}
+	}
+}

@@ -51,7 +51,7 @@ func (b *Broker) declareGroup(ctx context.Context, topic, group string) error {
 	if b.isClosed() {
 		return broker.ErrClosed
 	}
-	o, err := broker.NewSubscribeOptions(topic, func(context.Context, *broker.Message) error { return nil }, broker.Queue(group))
+	o, err := broker.DeclaredGroupOptions(topic, group)
 	if err != nil {
 		return err
 	}

@@ -24,8 +24,7 @@ func (b *Broker) DeclareGroup(ctx context.Context, topic, group string) error {
 	if b.isClosed() {
 		return fmt.Errorf("nats: declare group %q on %q: %w", group, topic, broker.ErrClosed)
 	}
-	// The options of a member that sets none; the handler is never called.
-	o, err := broker.NewSubscribeOptions(topic, func(context.Context, *broker.Message) error { return nil }, broker.Queue(group))
+	o, err := broker.DeclaredGroupOptions(topic, group)
 	if err != nil {
 		return fmt.Errorf("nats: declare group %q on %q: %w", group, topic, err)
 	}
