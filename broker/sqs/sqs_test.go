@@ -118,6 +118,22 @@ func (c *collector) add(m *broker.Message) {
 	c.mu.Unlock()
 }
 
+// collect subscribes to topic with a handler that collects every message
+// and acknowledges it, until the test ends.
+func collect(t *testing.T, b broker.Broker, topic string) *collector {
+	t.Helper()
+	got := new(collector)
+	s, err := b.Subscribe(context.Background(), topic, func(_ context.Context, m *broker.Message) error {
+		got.add(m)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Unsubscribe(context.Background()) })
+	return got
+}
+
 func (c *collector) wait(t testing.TB, n int, timeout time.Duration) []broker.Message {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -172,15 +188,7 @@ func TestEncoding(t *testing.T) {
 	b := open(t, "")
 	ctx := context.Background()
 	topic := unique("enc")
-	var got collector
-	s, err := b.Subscribe(ctx, topic, func(_ context.Context, m *broker.Message) error {
-		got.add(m)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Unsubscribe(ctx)
+	got := collect(t, b, topic)
 	cases := []*broker.Message{
 		{Body: []byte("plain text ✓")},
 		{Body: []byte{0, 1, 0xff}},
@@ -228,15 +236,7 @@ func TestBodiesThatReadAsNumbers(t *testing.T) {
 	b := open(t, "")
 	ctx := context.Background()
 	topic := unique("numeric")
-	var got collector
-	s, err := b.Subscribe(ctx, topic, func(_ context.Context, m *broker.Message) error {
-		got.add(m)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Unsubscribe(ctx)
+	got := collect(t, b, topic)
 	onKumo := os.Getenv("HERALD_TEST_SQS_URL") == ""
 	var sent []*broker.Message
 	for _, body := range []string{"0", "-12", "+5", "007", "true", "F", "1.5", "null", " 0", "0x1"} {
