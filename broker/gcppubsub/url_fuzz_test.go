@@ -1,14 +1,10 @@
 package gcppubsub_test
 
 import (
-	"context"
-	"errors"
-	"net/url"
 	"testing"
-	"time"
 
-	"github.com/herald-dev/herald/broker"
 	"github.com/herald-dev/herald/broker/gcppubsub"
+	"github.com/herald-dev/herald/internal/urlfuzz"
 )
 
 // FuzzOpenURL feeds OpenURL arbitrary URLs with a context already cancelled,
@@ -17,28 +13,14 @@ import (
 // broker.ErrBadURL, broker.ErrInvalidOption, broker.ErrBadTopic or, for a
 // URL that parsed, the context's error.
 func FuzzOpenURL(f *testing.F) {
-	for _, s := range []string{"gcppubsub://", "gcppubsub://p", "gcppubsub://p/path", "gcppubsub://p:1", "gcppubsub://p?nope=1", "gcppubsub://p?server_backoff=maybe", "gcppubsub://p?endpoint=127.0.0.1:1"} {
-		f.Add(s)
+	seeds := []string{
+		"gcppubsub://",
+		"gcppubsub://p",
+		"gcppubsub://p/path",
+		"gcppubsub://p:1",
+		"gcppubsub://p?nope=1",
+		"gcppubsub://p?server_backoff=maybe",
+		"gcppubsub://p?endpoint=127.0.0.1:1",
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	f.Fuzz(func(t *testing.T, raw string) {
-		u, err := url.Parse(raw)
-		if err != nil {
-			return
-		}
-		start := time.Now()
-		b, err := gcppubsub.OpenURL(ctx, u)
-		if d := time.Since(start); d > 5*time.Second {
-			t.Errorf("OpenURL(%q) with a cancelled context took %v", raw, d)
-		}
-		if err == nil {
-			_ = b.Close(ctx)
-			t.Fatalf("OpenURL(%q) with a cancelled context succeeded", raw)
-		}
-		if !errors.Is(err, broker.ErrBadURL) && !errors.Is(err, broker.ErrInvalidOption) && !errors.Is(err, broker.ErrBadTopic) &&
-			!errors.Is(err, context.Canceled) {
-			t.Fatalf("OpenURL(%q): %v: wraps no documented sentinel", raw, err)
-		}
-	})
+	urlfuzz.OpenURL(f, seeds, gcppubsub.OpenURL, urlfuzz.BrokerErrors()...)
 }

@@ -1,14 +1,10 @@
 package redis_test
 
 import (
-	"context"
-	"errors"
-	"net/url"
 	"testing"
-	"time"
 
-	"github.com/herald-dev/herald/broker"
 	"github.com/herald-dev/herald/broker/redis"
+	"github.com/herald-dev/herald/internal/urlfuzz"
 )
 
 // FuzzOpenURL feeds OpenURL arbitrary URLs with a context already cancelled,
@@ -17,28 +13,14 @@ import (
 // broker.ErrBadURL, broker.ErrInvalidOption, broker.ErrBadTopic or, for a
 // URL that parsed, the context's error.
 func FuzzOpenURL(f *testing.F) {
-	for _, s := range []string{"redis://", "redis://127.0.0.1:6379/0", "rediss://u:p@h:1/2", "redis://h/x", "redis://h?nope=1", "redis://h?dial_timeout=1s", "amqp://h"} {
-		f.Add(s)
+	seeds := []string{
+		"redis://",
+		"redis://127.0.0.1:6379/0",
+		"rediss://u:p@h:1/2",
+		"redis://h/x",
+		"redis://h?nope=1",
+		"redis://h?dial_timeout=1s",
+		"amqp://h",
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	f.Fuzz(func(t *testing.T, raw string) {
-		u, err := url.Parse(raw)
-		if err != nil {
-			return
-		}
-		start := time.Now()
-		b, err := redis.OpenURL(ctx, u)
-		if d := time.Since(start); d > 5*time.Second {
-			t.Errorf("OpenURL(%q) with a cancelled context took %v", raw, d)
-		}
-		if err == nil {
-			_ = b.Close(ctx)
-			t.Fatalf("OpenURL(%q) with a cancelled context succeeded", raw)
-		}
-		if !errors.Is(err, broker.ErrBadURL) && !errors.Is(err, broker.ErrInvalidOption) && !errors.Is(err, broker.ErrBadTopic) &&
-			!errors.Is(err, context.Canceled) {
-			t.Fatalf("OpenURL(%q): %v: wraps no documented sentinel", raw, err)
-		}
-	})
+	urlfuzz.OpenURL(f, seeds, redis.OpenURL, urlfuzz.BrokerErrors()...)
 }
