@@ -5,6 +5,8 @@ import (
 	"errors"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/herald-dev/herald/internal/jsreplicas"
 )
 
 // streamConfig is the configuration of the stream of topic: one subject,
@@ -33,8 +35,9 @@ func (b *Broker) streamConfig(topic string) jetstream.StreamConfig {
 // ensureStream makes sure the stream of topic exists, creating it, or
 // updating its max age and duplicate window when they differ from the
 // broker's and raising its replicas when it has fewer than the broker's
-// (see [Broker.scaleUp]). Streams found are remembered; [Broker.forgetStream]
-// undoes that when a publish finds the stream gone.
+// (never lowering them: see [jsreplicas.ScaleUp]). Streams found are
+// remembered; [Broker.forgetStream] undoes that when a publish finds the
+// stream gone.
 func (b *Broker) ensureStream(ctx context.Context, topic string) error {
 	if _, ok := b.streams.Load(topic); ok {
 		return nil
@@ -64,34 +67,13 @@ func (b *Broker) ensureStream(ctx context.Context, topic string) error {
 				break
 			}
 		}
-		b.scaleUp(ctx, have, want.Replicas)
+		jsreplicas.ScaleUp(ctx, b.js, have, want.Replicas, b.cfg.logger.With("stream", have.Name), "nats", "stream")
 	}
 	if err != nil {
 		return err
 	}
 	b.streams.Store(topic, struct{}{})
 	return nil
-}
-
-// scaleUp raises the replicas of the stream configured as have to want
-// when it has fewer, and never lowers them: a broker started without
-// [WithReplicas] must not scale a replicated stream down. A scale-up the
-// cluster refuses (too few servers up, or a single server) is logged and
-// the stream used as it is: it still takes publishes, and the next broker
-// to find it tries again.
-func (b *Broker) scaleUp(ctx context.Context, have jetstream.StreamConfig, want int) {
-	log := b.cfg.logger.With("stream", have.Name, "replicas", have.Replicas, "asked", want)
-	switch {
-	case have.Replicas > want:
-		log.Info("nats: stream exists with more replicas than asked; keeping them")
-	case have.Replicas < want:
-		have.Replicas = want
-		if _, err := b.js.UpdateStream(ctx, have); err != nil {
-			log.Warn("nats: could not scale the stream up; using it as it is", "err", err)
-			return
-		}
-		log.Info("nats: stream scaled up")
-	}
 }
 
 // forgetStream drops what the broker knows of topic's stream, so the next

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/herald-dev/herald/internal/jsreplicas"
 	"github.com/herald-dev/herald/internal/natsurl"
 	"github.com/herald-dev/herald/registry"
 )
@@ -202,27 +203,8 @@ func bucket(ctx context.Context, js jetstream.JetStream, o options) (jetstream.K
 	if s.LimitMarkerTTL() == 0 {
 		return nil, fmt.Errorf("%w: bucket %q exists without LimitMarkerTTL, so keys cannot expire; delete it or choose another bucket", registry.ErrInvalid, o.bucket)
 	}
-	scaleUp(ctx, js, s.StreamInfo().Config, o)
+	jsreplicas.ScaleUp(ctx, js, s.StreamInfo().Config, o.replicas, o.log.With("bucket", o.bucket), "registry", "bucket")
 	return kv, nil
-}
-
-// scaleUp raises the replicas of the bucket's stream, configured as cfg,
-// to o's when it has fewer, and never lowers them. A scale-up the cluster
-// refuses (too few servers up, or a single server) is logged and the
-// bucket used as it is.
-func scaleUp(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig, o options) {
-	log := o.log.With("bucket", o.bucket, "replicas", cfg.Replicas, "asked", o.replicas)
-	switch {
-	case cfg.Replicas > o.replicas:
-		log.Info("registry: bucket has more replicas than asked; keeping them")
-	case cfg.Replicas < o.replicas:
-		cfg.Replicas = o.replicas
-		if _, err := js.UpdateStream(ctx, cfg); err != nil {
-			log.Warn("registry: could not scale the bucket up; using it as it is", "err", err)
-			return
-		}
-		log.Info("registry: bucket scaled up")
-	}
 }
 
 // Connect connects to the NATS server at serverURL, or to one of the
