@@ -40,6 +40,12 @@
 //     redelivery handles the message; the purge marker goes after the
 //     bucket's marker TTL ([MarkerTTL]).
 //
+// The record a step checks is read through the bucket's stream leader
+// (see internal/jsleader), not with the direct get of kv.Get, which any
+// replica of a replicated bucket answers, possibly before it has applied
+// another replica's write: a stale read made Release keep a claim, or
+// Claim report a completed key busy.
+//
 // Per-key TTLs need nats-server 2.11 or later and a bucket made with a
 // marker TTL (LimitMarkerTTL), which [New] does; it refuses a bucket that
 // exists without one.

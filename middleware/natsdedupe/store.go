@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/herald-dev/herald/internal/jsleader"
 	"github.com/herald-dev/herald/middleware"
 )
 
@@ -23,6 +24,7 @@ var errContention = errors.New("natsdedupe: the key kept changing under the oper
 // Store is a [middleware.DedupeStore] in a JetStream key-value bucket (see
 // the package doc). It is safe for concurrent use.
 type Store struct {
+	js        jetstream.JetStream
 	kv        jetstream.KeyValue
 	bucket    string
 	retention time.Duration
@@ -47,7 +49,7 @@ func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Store, e
 	if err != nil {
 		return nil, err
 	}
-	return &Store{kv: kv, bucket: cfg.bucket, retention: cfg.retention}, nil
+	return &Store{js: js, kv: kv, bucket: cfg.bucket, retention: cfg.retention}, nil
 }
 
 // Bucket returns the name of the store's bucket.
@@ -123,19 +125,25 @@ func lease(ttl time.Duration) time.Duration {
 	return d
 }
 
-// get reads key's record; ok is false when there is none.
+// get reads key's record through the bucket's leader; ok is false when
+// there is none. A direct get (kv.Get) may be answered by a follower that
+// has not applied another replica's Complete yet, and report Busy for a
+// key that is done (see internal/jsleader).
 func (s *Store) get(ctx context.Context, key, k string) (r record, rev uint64, ok bool, err error) {
-	e, err := s.kv.Get(ctx, k)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
+	m, err := jsleader.LastMsg(ctx, s.js, "KV_"+s.bucket, "$KV."+s.bucket+"."+k)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return r, 0, false, nil
 	}
 	if err != nil {
 		return r, 0, false, err
 	}
-	if r, err = decodeRecord(e.Value()); err != nil {
+	if jsleader.IsKVMarker(m) {
+		return r, 0, false, nil
+	}
+	if r, err = decodeRecord(m.Data); err != nil {
 		return r, 0, false, fmt.Errorf("key %q in bucket %q: %w", key, s.bucket, err)
 	}
-	return r, e.Revision(), true, nil
+	return r, m.Sequence, true, nil
 }
 
 func checkOwner(owner string) error {

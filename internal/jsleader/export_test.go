@@ -1,0 +1,4 @@
+package jsleader
+
+// DecodeReplyForTest exposes decodeReply to the fuzz target.
+var DecodeReplyForTest = decodeReply
