@@ -56,7 +56,9 @@ type Registry interface {
 	// Deregister stops renewing inst and removes it at once.
 	Deregister(ctx context.Context, inst Instance) error
 	// Lookup returns the live instances of service, or an error wrapping
-	// [ErrNotFound] when there are none.
+	// [ErrNotFound] when there are none. It sees every Register and
+	// Deregister that returned before it started, whichever client made
+	// them.
 	Lookup(ctx context.Context, service string) ([]Instance, error)
 	// Watch reports changes to service's instances until ctx is done or the
 	// registry closed, then closes the channel. It first reports every

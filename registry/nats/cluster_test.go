@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -212,4 +213,46 @@ func (l *syncLog) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// TestLookupSeesOwnWrites: on a replicated bucket, a Lookup right after a
+// Register or Deregister that returned sees it, whichever server holds the
+// lookup's consumer. Before the read barrier, a consumer placed on a
+// follower that had not applied the write yet missed it (CI, once, in
+// WatchEndsWithContext).
+func TestLookupSeesOwnWrites(t *testing.T) {
+	nodes := natsservertest.StartCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var regs []*regnats.Registry
+	for _, n := range nodes {
+		r, err := regnats.Connect(ctx, n.ClientURL(), regnats.WithReplicas(3), regnats.WithBucket("own"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = r.Close(context.Background()) })
+		regs = append(regs, r)
+	}
+	bucketStream(t, nodes, "own", 3)
+	const rounds = 60
+	for i := range rounds {
+		r := regs[i%len(regs)]
+		svc := fmt.Sprintf("svc%d", i)
+		a := registry.Instance{Service: svc, ID: "a", Addr: "127.0.0.1:1"}
+		b := registry.Instance{Service: svc, ID: "b", Addr: "127.0.0.1:2"}
+		for _, inst := range []registry.Instance{a, b} {
+			if err := r.Register(ctx, inst); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got, err := r.Lookup(ctx, svc); err != nil || len(got) != 2 {
+			t.Fatalf("round %d: lookup after registering 2: %v %v", i, got, err)
+		}
+		if err := r.Deregister(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := r.Lookup(ctx, svc); err != nil || len(got) != 1 || got[0].ID != "b" {
+			t.Fatalf("round %d: lookup after deregistering a: %v %v", i, got, err)
+		}
+	}
 }

@@ -42,6 +42,18 @@
 // instances; after that a write is Added only when the instance changed, so
 // heartbeats are not news, and a delete, purge or TTL marker is Removed.
 //
+// # Lookup
+//
+// Lookup reads the instances through a KV watch, whose consumer the server
+// places on any replica of the bucket; on a cluster that replica may not
+// have applied the newest writes. So Lookup first asks the bucket's leader
+// for the revision of the service's newest entry (a non-direct get of
+// "$JS.API.STREAM.MSG.GET.KV_<bucket>", which only the leader answers) and
+// reads the watch up to that revision: a lookup sees every write that had
+// returned when it started. A client not allowed to publish to that
+// subject, or a bucket electing its leader, gets no answer within a second;
+// the lookup then reads what the replica has, and logs a warning.
+//
 // # Clusters
 //
 // On a JetStream cluster, [WithReplicas] (replicas=3 in the URL) keeps the

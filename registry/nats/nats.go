@@ -396,32 +396,51 @@ func (r *Registry) Lookup(ctx context.Context, service string) ([]registry.Insta
 	if err := r.check(); err != nil {
 		return nil, fmt.Errorf("nats registry: lookup %q: %w", service, err)
 	}
-	w, err := r.kv.Watch(ctx, escape(service)+".*", jetstream.IgnoreDeletes())
+	filter := escape(service) + ".*"
+	barrier := r.barrier(ctx, service, filter)
+	w, err := r.kv.Watch(ctx, filter)
 	if err != nil {
 		return nil, fmt.Errorf("nats registry: lookup %q: %w", service, err)
 	}
 	defer stop(w)
-	var insts []registry.Instance
-	for {
+	live := map[string]registry.Instance{} // by key
+	var (
+		seen     uint64           // the newest revision the watch delivered
+		caughtUp bool             // it delivered every value its replica had
+		recheck  <-chan time.Time // armed while waiting for the barrier
+	)
+	for !caughtUp || seen < barrier {
+		if caughtUp && recheck == nil {
+			recheck = time.After(barrierRecheck)
+		}
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("nats registry: lookup %q: %w", service, ctx.Err())
+		case <-recheck:
+			recheck = nil
+			// Lower only: the entry is gone (or the leader silent); later writes are not waited for.
+			barrier = min(barrier, r.barrier(ctx, service, filter))
 		case e, ok := <-w.Updates():
 			if !ok {
 				return nil, fmt.Errorf("nats registry: lookup %q: %w", service, nats.ErrConnectionClosed)
 			}
-			if e != nil {
-				if inst, ok := r.decode(service, e); ok {
-					insts = append(insts, inst)
-				}
+			if e == nil {
+				caughtUp = true
 				continue
 			}
+			seen = max(seen, e.Revision())
+			delete(live, e.Key()) // a delete or purge marker, or replaced below
+			if e.Operation() == jetstream.KeyValuePut {
+				if inst, ok := r.decode(service, e); ok {
+					live[e.Key()] = inst
+				}
+			}
 		}
-		break // nil: every current value was delivered
 	}
-	if len(insts) == 0 {
+	if len(live) == 0 {
 		return nil, fmt.Errorf("nats registry: lookup %q: %w", service, registry.ErrNotFound)
 	}
+	insts := slices.Collect(maps.Values(live))
 	slices.SortFunc(insts, func(a, b registry.Instance) int { return strings.Compare(a.ID, b.ID) })
 	return insts, nil
 }

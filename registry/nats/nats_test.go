@@ -3,6 +3,7 @@ package nats_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/url"
 	"strings"
@@ -210,5 +211,48 @@ func TestHeartbeatSurvivesServerRestart(t *testing.T) {
 			t.Fatalf("instance not listed again 10s after the server came back: %v %v", got, err)
 		}
 		time.Sleep(50 * time.Millisecond) // polling interval
+	}
+}
+
+// TestLookupWithoutTheLeader: a client whose permissions do not reach the
+// stream leader's get (the read barrier) still looks up, from what the
+// watch's replica has, and the registry warns that the read may be stale.
+func TestLookupWithoutTheLeader(t *testing.T) {
+	s, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
+		Users: []*server.User{{Username: "kv", Password: "kv", Permissions: &server.Permissions{
+			Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: []string{"$JS.API.STREAM.MSG.GET.>"}},
+		}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	t.Cleanup(s.Shutdown)
+	nc, err := nats.Connect(s.ClientURL(), nats.UserInfo("kv", "kv"), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	ctx := context.Background()
+	var logs syncLog
+	r, err := regnats.New(ctx, nc, regnats.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(ctx)
+	inst := registry.Instance{Service: "herald.user", ID: "a", Addr: "127.0.0.1:1"}
+	if err := r.Register(ctx, inst); err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.Lookup(ctx, inst.Service)
+	if err != nil || len(got) != 1 || got[0].ID != "a" {
+		t.Fatalf("Lookup: %v %v, want instance a", got, err)
+	}
+	if !strings.Contains(logs.String(), "leader did not answer") {
+		t.Errorf("no warning of the missing barrier:\n%s", logs.String())
 	}
 }
