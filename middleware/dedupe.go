@@ -69,6 +69,21 @@ type DedupeStore interface {
 	Release(ctx context.Context, key, owner string) error
 }
 
+// MinRetention is the shortest retention a store with one accepts: a done
+// record must outlast the redeliveries of its message, which follow retry
+// backoffs and claim leases.
+const MinRetention = time.Minute
+
+// CheckRetention checks a store's retention: 0 (records kept for good) or
+// at least [MinRetention]. The broker engines' stores and dedupestore
+// follow this one rule.
+func CheckRetention(d time.Duration) error {
+	if d < 0 || d > 0 && d < MinRetention {
+		return fmt.Errorf("retention %v: want 0 (for good) or at least %v", d, MinRetention)
+	}
+	return nil
+}
+
 // DefaultClaimTTL is the lease of a [Dedupe] claim when none is set.
 const DefaultClaimTTL = 5 * time.Minute
 

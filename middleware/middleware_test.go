@@ -197,3 +197,14 @@ func TestDedupeStores(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckRetention(t *testing.T) {
+	for d, ok := range map[time.Duration]bool{
+		0: true, middleware.MinRetention: true, 30 * 24 * time.Hour: true,
+		middleware.MinRetention - time.Nanosecond: false, time.Second: false, -time.Nanosecond: false, -time.Hour: false,
+	} {
+		if err := middleware.CheckRetention(d); (err == nil) != ok {
+			t.Errorf("CheckRetention(%v) = %v, want ok %v", d, err, ok)
+		}
+	}
+}

@@ -130,8 +130,10 @@ func checkConfig(c Config) error {
 			return fmt.Errorf("dedupe store: name %q: only letters, digits, '-' and '_'", c.Name)
 		}
 	}
-	if c.Retention != Forever && c.Retention < 0 || c.Retention > 0 && c.Retention < time.Minute {
-		return fmt.Errorf("dedupe store: retention %v: want at least 1m, or for good", c.Retention)
+	if c.Retention != Forever {
+		if err := middleware.CheckRetention(c.Retention); err != nil {
+			return fmt.Errorf("dedupe store: %w", err)
+		}
 	}
 	if c.Replicas < 0 || c.Replicas > 5 {
 		return fmt.Errorf("dedupe store: %d replicas: want 1 to 5", c.Replicas)

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/herald-dev/herald/broker"
+	"github.com/herald-dev/herald/middleware"
 )
 
 // Defaults of [New].
@@ -62,8 +63,8 @@ func WithBucket(name string) Option {
 // and longer than every claim's lease.
 func WithRetention(d time.Duration) Option {
 	return func(c *config) error {
-		if d < 0 || (d > 0 && d < time.Minute) {
-			return invalid("retention %v: want 0 (for good) or at least 1m", d)
+		if err := middleware.CheckRetention(d); err != nil {
+			return invalid("%v", err)
 		}
 		c.retention = d
 		return nil

@@ -60,8 +60,8 @@ func WithPrefix(p string) Option {
 // default; 0 keeps records for good). It must be 0 or at least a minute.
 func WithRetention(d time.Duration) Option {
 	return func(c *config) error {
-		if d < 0 || (d > 0 && d < time.Minute) {
-			return invalid("retention %v: want 0 (for good) or at least 1m", d)
+		if err := middleware.CheckRetention(d); err != nil {
+			return invalid("%v", err)
 		}
 		c.retention = d
 		return nil
