@@ -13,6 +13,7 @@ import (
 
 	"github.com/herald-dev/herald/broker"
 	"github.com/herald-dev/herald/broker/rabbitmq"
+	"github.com/herald-dev/herald/internal/serverlock"
 )
 
 // envURL is the variable that names the RabbitMQ server the tests use.
@@ -79,6 +80,8 @@ func restarter() (func(t *testing.T), string) {
 	}
 	return func(t *testing.T) {
 		t.Helper()
+		// Not under another package's test using the node.
+		defer serverlock.Exclusive(t, "rabbitmq")()
 		out, err := exec.Command("bash", script).CombinedOutput()
 		if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() == 3 {
 			t.Skipf("cannot restart RabbitMQ: %s", strings.TrimSpace(string(out)))

@@ -13,6 +13,7 @@ import (
 
 	"github.com/herald-dev/herald/broker"
 	"github.com/herald-dev/herald/broker/redis"
+	"github.com/herald-dev/herald/internal/serverlock"
 )
 
 // envURL is the variable that names the Redis server the tests use.
@@ -78,6 +79,8 @@ func restarter(t testing.TB) (func(t *testing.T), string) {
 	}
 	return func(t *testing.T) {
 		t.Helper()
+		// Not under another package's test using the server.
+		defer serverlock.Exclusive(t, "redis")()
 		cmd := exec.Command("bash", script)
 		cmd.Env = append(os.Environ(), "REDIS_PORT="+port)
 		out, err := cmd.CombinedOutput()

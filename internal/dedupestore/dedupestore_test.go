@@ -22,6 +22,7 @@ import (
 	"github.com/herald-dev/herald/broker/nats/natsserver/natsservertest"
 	"github.com/herald-dev/herald/broker/redis"
 	"github.com/herald-dev/herald/internal/dedupestore"
+	"github.com/herald-dev/herald/internal/serverlock"
 	"github.com/herald-dev/herald/metrics"
 	"github.com/herald-dev/herald/middleware"
 )
@@ -146,6 +147,7 @@ func TestBrokerOnRedis(t *testing.T) {
 	if u == "" {
 		t.Skip("HERALD_TEST_REDIS_URL is not set: this test needs a Redis server")
 	}
+	serverlock.Use(t, "redis") // broker/redis's tests restart it
 	var stores []*dedupestore.Store
 	var c *goredis.Client
 	for range 2 {

@@ -20,6 +20,7 @@ import (
 	"github.com/herald-dev/herald/broker/redis"
 	"github.com/herald-dev/herald/broker/sqs"
 	userv1 "github.com/herald-dev/herald/gen/herald/user/v1"
+	"github.com/herald-dev/herald/internal/serverlock"
 	"github.com/herald-dev/herald/internal/system"
 	"github.com/herald-dev/herald/registry"
 	regmem "github.com/herald-dev/herald/registry/mem"
@@ -85,12 +86,25 @@ func TestUpOnEveryBroker(t *testing.T) {
 	}
 }
 
+// fromEnv returns the URL of the test server in the environment variable
+// name, held against restarts by other packages' tests until t ends, or
+// skips t.
 func fromEnv(t *testing.T, name string) string {
 	u := os.Getenv(name)
 	if u == "" {
 		t.Skipf("%s is not set: no server to run the system on", name)
 	}
+	if server, ok := restartedElsewhere[name]; ok {
+		serverlock.Use(t, server)
+	}
 	return u
+}
+
+// restartedElsewhere names the servers whose broker packages' tests
+// restart them, by the variable holding their URL.
+var restartedElsewhere = map[string]string{
+	"HERALD_TEST_AMQP_URL":  "rabbitmq",
+	"HERALD_TEST_REDIS_URL": "redis",
 }
 
 // allBrokers is the URL mux of cmd/herald, with the backends this test runs.

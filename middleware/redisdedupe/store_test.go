@@ -11,6 +11,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/herald-dev/herald/broker"
+	"github.com/herald-dev/herald/internal/serverlock"
 	"github.com/herald-dev/herald/middleware"
 	"github.com/herald-dev/herald/middleware/dedupetest"
 	"github.com/herald-dev/herald/middleware/redisdedupe"
@@ -26,6 +27,7 @@ func client(t *testing.T) *goredis.Client {
 	if u == "" {
 		t.Skipf("%s is not set: these tests need a Redis server (scripts/servers/start-redis.sh starts one; then %s=redis://127.0.0.1:6379/0)", envURL, envURL)
 	}
+	serverlock.Use(t, "redis") // broker/redis's tests restart it
 	opts, err := goredis.ParseURL(u)
 	if err != nil {
 		t.Fatalf("%s: %v", envURL, err)

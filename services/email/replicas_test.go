@@ -20,6 +20,7 @@ import (
 	"github.com/herald-dev/herald/broker/redis"
 	"github.com/herald-dev/herald/events"
 	"github.com/herald-dev/herald/internal/dedupestore"
+	"github.com/herald-dev/herald/internal/serverlock"
 	"github.com/herald-dev/herald/middleware"
 	"github.com/herald-dev/herald/services/email"
 	"github.com/herald-dev/herald/services/email/smtpsink"
@@ -303,6 +304,7 @@ func TestReplicasShareSentMailRecordsOnRedis(t *testing.T) {
 	if url == "" {
 		t.Skip("HERALD_TEST_REDIS_URL is not set: this test needs a Redis server (scripts/servers/start-redis.sh starts one)")
 	}
+	serverlock.Use(t, "redis")          // broker/redis's tests restart it
 	prefix := "t" + broker.NewID()[24:] // streams of this test only
 	var client *goredis.Client
 	openRedis := func(t *testing.T) broker.Broker {

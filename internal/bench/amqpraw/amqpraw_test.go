@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/herald-dev/herald/internal/bench/amqpraw"
+	"github.com/herald-dev/herald/internal/serverlock"
 )
 
 func TestRun(t *testing.T) {
@@ -14,6 +15,7 @@ func TestRun(t *testing.T) {
 	if url == "" {
 		t.Skip("HERALD_TEST_AMQP_URL is not set: the baseline needs a RabbitMQ server (scripts/servers/start-rabbitmq.sh)")
 	}
+	serverlock.Use(t, "rabbitmq") // broker/rabbitmq's tests restart it
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	// Another package's test may be restarting the shared server: retry

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/herald-dev/herald/internal/bench/redisraw"
+	"github.com/herald-dev/herald/internal/serverlock"
 )
 
 func TestRun(t *testing.T) {
@@ -14,6 +15,7 @@ func TestRun(t *testing.T) {
 	if url == "" {
 		t.Skip("HERALD_TEST_REDIS_URL is not set: the baseline needs a Redis server (scripts/servers/start-redis.sh)")
 	}
+	serverlock.Use(t, "redis") // broker/redis's tests restart it
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	// Another package's test may be restarting the shared server: retry
