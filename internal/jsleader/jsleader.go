@@ -29,9 +29,6 @@ const DefaultTimeout = 5 * time.Second
 // ErrBadReply is returned for a reply that is not a message get's answer.
 var ErrBadReply = errors.New("jsleader: malformed reply")
 
-// errNoMessage is JetStream's error code for "no message found".
-const errNoMessage = 10037
-
 // LastMsg returns the newest message of stream whose subject matches
 // subject (which may hold wildcards), as the stream's leader has it, or an
 // error wrapping [jetstream.ErrMsgNotFound] when there is none. The answer
@@ -62,11 +59,7 @@ func LastMsg(ctx context.Context, js jetstream.JetStream, stream, subject string
 // decodeReply decodes the server's reply to a message get.
 func decodeReply(data []byte) (*jetstream.RawStreamMsg, error) {
 	var resp struct {
-		Error *struct {
-			Code        int    `json:"code"`
-			ErrCode     int    `json:"err_code"`
-			Description string `json:"description"`
-		} `json:"error"`
+		Error   *jetstream.APIError `json:"error"`
 		Message *struct {
 			Subject string    `json:"subject"`
 			Seq     uint64    `json:"seq"`
@@ -79,10 +72,10 @@ func decodeReply(data []byte) (*jetstream.RawStreamMsg, error) {
 		return nil, fmt.Errorf("%w: %w", ErrBadReply, err)
 	}
 	switch {
-	case resp.Error != nil && resp.Error.ErrCode == errNoMessage:
+	case resp.Error != nil && resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
 		return nil, jetstream.ErrMsgNotFound
 	case resp.Error != nil:
-		return nil, fmt.Errorf("%s (code %d, error %d)", resp.Error.Description, resp.Error.Code, resp.Error.ErrCode)
+		return nil, resp.Error
 	case resp.Message == nil || resp.Message.Seq == 0:
 		return nil, fmt.Errorf("%w: neither a message nor an error", ErrBadReply)
 	}

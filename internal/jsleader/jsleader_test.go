@@ -72,8 +72,10 @@ func TestLastMsg(t *testing.T) {
 	if !jsleader.IsKVMarker(m) || m.Sequence <= rev {
 		t.Fatalf("after a purge: %+v, want a newer marker", m)
 	}
-	if _, err := jsleader.LastMsg(ctx, js, "KV_none", "$KV.none.>"); err == nil {
-		t.Fatal("a stream that does not exist: no error")
+	_, err = jsleader.LastMsg(ctx, js, "KV_none", "$KV.none.>")
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode != jetstream.JSErrCodeStreamNotFound {
+		t.Fatalf("a stream that does not exist: %v, want the server's stream-not-found error", err)
 	}
 }
 
