@@ -1,7 +1,6 @@
 package chaos_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -10,10 +9,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/herald-dev/herald/internal/syncbuf"
 )
 
 // heraldBin is the herald binary TestMain builds once for every scenario.
@@ -40,31 +40,13 @@ func TestMain(m *testing.M) {
 	}())
 }
 
-// lockedBuffer collects a process's output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // proc is one herald process.
 type proc struct {
 	t    *testing.T
 	name string
 	args []string
 	cmd  *exec.Cmd
-	out  *lockedBuffer
+	out  *syncbuf.Buffer
 	done chan struct{}
 }
 
@@ -80,7 +62,7 @@ func startProc(t *testing.T, name string, ready *regexp.Regexp, args ...string) 
 
 func (p *proc) start(ready *regexp.Regexp) string {
 	p.t.Helper()
-	p.out = &lockedBuffer{}
+	p.out = &syncbuf.Buffer{}
 	p.cmd = exec.Command(heraldBin, p.args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {

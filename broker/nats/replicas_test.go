@@ -1,14 +1,12 @@
 package nats_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 	"github.com/herald-dev/herald/broker"
 	"github.com/herald-dev/herald/broker/nats"
 	"github.com/herald-dev/herald/broker/nats/natsserver/natsservertest"
+	"github.com/herald-dev/herald/internal/syncbuf"
 )
 
 // openURL opens rawURL with OpenURL, closed at the end of the test.
@@ -170,7 +169,7 @@ func TestReplicasOfExistingStream(t *testing.T) {
 	waitStreamPeers(t, js, "herald~orders", 3)
 	waitConsumerPeers(t, js, "herald~orders", "billing", 3)
 
-	var logs syncLog
+	var logs syncbuf.Buffer
 	back, err := nats.New(ctxT(t, 10*time.Second), servers, nats.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	if err != nil {
 		t.Fatal(err)
@@ -207,7 +206,7 @@ func TestReplicasOnSingleServer(t *testing.T) {
 func TestReplicasScaleUpRefused(t *testing.T) {
 	srv := startServer(t)
 	publish(t, open(t, srv), "kept", &broker.Message{ID: "k1"})
-	var logs syncLog
+	var logs syncbuf.Buffer
 	b := open(t, srv, nats.WithReplicas(3), nats.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	publish(t, b, "kept", &broker.Message{ID: "k2"})
 	if !strings.Contains(logs.String(), "could not scale the stream up") {
@@ -249,22 +248,4 @@ func TestOpenURLReplicasAndServers(t *testing.T) {
 	if b.Replicas() != 1 {
 		t.Errorf("Replicas() = %d, want 1", b.Replicas())
 	}
-}
-
-// syncLog is a log buffer written by the broker and read by the test.
-type syncLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

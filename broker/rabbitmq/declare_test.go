@@ -1,37 +1,15 @@
 package rabbitmq_test
 
 import (
-	"bytes"
-	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/herald-dev/herald/broker"
 	"github.com/herald-dev/herald/broker/rabbitmq"
+	"github.com/herald-dev/herald/internal/syncbuf"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
-
-// logBuffer is a log destination safe for concurrent writes.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func (l *logBuffer) logger() *slog.Logger { return slog.New(slog.NewTextHandler(l, nil)) }
 
 // redeclare declares queue on b's connection with the arguments a queue
 // group's queue of type qt has (x-queue-type, and x-expires as open sets
@@ -64,8 +42,8 @@ func TestDeclareGroupSameQueuesAsSubscribe(t *testing.T) {
 	for _, qt := range []rabbitmq.QueueType{rabbitmq.Quorum, rabbitmq.Classic} {
 		t.Run(string(qt), func(t *testing.T) {
 			ex := exchange()
-			var logs logBuffer
-			b := open(t, rabbitmq.WithExchange(ex), rabbitmq.WithQueueType(qt), rabbitmq.WithLogger(logs.logger()))
+			var logs syncbuf.Buffer
+			b := open(t, rabbitmq.WithExchange(ex), rabbitmq.WithQueueType(qt), rabbitmq.WithLogger(logs.Logger()))
 			const topic = "declare.args"
 			dlt := broker.DefaultDeadLetterTopic(topic)
 			if err := b.DeclareGroup(ctx(t), topic, "g"); err != nil {
@@ -82,8 +60,8 @@ func TestDeclareGroupSameQueuesAsSubscribe(t *testing.T) {
 			publish(t, b, dlt, dead)
 
 			c, dc := newCollector(), newCollector()
-			subscribe(t, b, topic, c.handler(nil), broker.Queue("g"), broker.WithLogger(logs.logger()))
-			subscribe(t, b, dlt, dc.handler(nil), broker.Queue(rabbitmq.DeadLetterGroup), broker.WithLogger(logs.logger()))
+			subscribe(t, b, topic, c.handler(nil), broker.Queue("g"), broker.WithLogger(logs.Logger()))
+			subscribe(t, b, dlt, dc.handler(nil), broker.Queue(rabbitmq.DeadLetterGroup), broker.WithLogger(logs.Logger()))
 			if got := c.wait(t, 1, 10*time.Second); got[0].ID != early.ID {
 				t.Errorf("the group got %q, want the message published after the declaration", got[0].Body)
 			}
@@ -103,8 +81,8 @@ func TestDeclareGroupSameQueuesAsSubscribe(t *testing.T) {
 func TestDeclareGroupLeavesExistingQueue(t *testing.T) {
 	ex := exchange()
 	quorum := open(t, rabbitmq.WithExchange(ex), rabbitmq.WithQueueType(rabbitmq.Quorum))
-	var logs logBuffer
-	classic := open(t, rabbitmq.WithExchange(ex), rabbitmq.WithQueueType(rabbitmq.Classic), rabbitmq.WithLogger(logs.logger()))
+	var logs syncbuf.Buffer
+	classic := open(t, rabbitmq.WithExchange(ex), rabbitmq.WithQueueType(rabbitmq.Classic), rabbitmq.WithLogger(logs.Logger()))
 	const topic = "declare.existing"
 	c := newCollector()
 	subscribe(t, quorum, topic, c.handler(nil), broker.Queue("g"))

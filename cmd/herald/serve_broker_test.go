@@ -5,37 +5,19 @@ import (
 	"context"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
+
+	"github.com/herald-dev/herald/internal/syncbuf"
 )
-
-// syncBuffer is a bytes.Buffer safe to write from the command and read from
-// the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestServeBroker(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("HERALD_DATA_DIR", dir) // from the environment, as documented
 	cmd := newRootCmd()
-	var out syncBuffer
+	var out syncbuf.Buffer
 	cmd.SetOut(&out)
 	cmd.SetErr(&out)
 	cmd.SetArgs([]string{"serve", "broker", "--listen", "127.0.0.1:0", "--log-level", "warn"})

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/herald-dev/herald/broker/nats/natsserver"
+	"github.com/herald-dev/herald/internal/syncbuf"
 )
 
 // serveEmail runs `herald serve email args…` until it prints "records",
@@ -21,7 +22,7 @@ import (
 func serveEmail(t *testing.T, args ...string) (out string, stop func() error, err error) {
 	t.Helper()
 	cmd := newRootCmd()
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	cmd.SetOut(&buf)
 	cmd.SetErr(&buf)
 	cmd.SetArgs(append([]string{"serve", "email", "--log-level", "warn"}, args...))

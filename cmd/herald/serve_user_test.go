@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/herald-dev/herald/broker"
+	"github.com/herald-dev/herald/internal/syncbuf"
 )
 
 // serveUser runs `herald serve user` on mem:// with args after the common
@@ -16,7 +17,7 @@ import (
 func serveUser(t *testing.T, args ...string) string {
 	t.Helper()
 	cmd := newRootCmd()
-	var out syncBuffer
+	var out syncbuf.Buffer
 	cmd.SetOut(&out)
 	cmd.SetErr(&out)
 	cmd.SetArgs(append([]string{"serve", "user", "--broker", "mem://", "--registry", "", "--listen", "127.0.0.1:0",
@@ -69,7 +70,7 @@ func TestServeUserDeclareGroup(t *testing.T) {
 
 	for _, bad := range []string{"user.registered", "user.registered:a.b", ":email"} {
 		cmd := newRootCmd()
-		var out syncBuffer
+		var out syncbuf.Buffer
 		cmd.SetOut(&out)
 		cmd.SetErr(&out)
 		cmd.SetArgs([]string{"serve", "user", "--broker", "mem://", "--registry", "", "--declare-group", bad})

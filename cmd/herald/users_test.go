@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herald-dev/herald/internal/syncbuf"
 	"github.com/herald-dev/herald/internal/system"
 	"github.com/herald-dev/herald/services/email/smtpsink"
 )
@@ -16,7 +17,7 @@ import (
 func runCLIWithStdin(t *testing.T, in string, args ...string) (string, error) {
 	t.Helper()
 	cmd := newRootCmd()
-	var out syncBuffer
+	var out syncbuf.Buffer
 	cmd.SetOut(&out)
 	cmd.SetErr(&out)
 	cmd.SetIn(strings.NewReader(in))

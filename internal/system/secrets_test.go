@@ -1,7 +1,6 @@
 package system_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -20,36 +19,19 @@ import (
 	"github.com/herald-dev/herald/events"
 	userv1 "github.com/herald-dev/herald/gen/herald/user/v1"
 	"github.com/herald-dev/herald/gen/herald/user/v1/userv1connect"
+	"github.com/herald-dev/herald/internal/syncbuf"
 	"github.com/herald-dev/herald/internal/system"
 	"github.com/herald-dev/herald/registry"
 	natsregistry "github.com/herald-dev/herald/registry/nats"
 	"github.com/herald-dev/herald/services/email/mailbox"
 )
 
-// lockedBuffer is a bytes.Buffer safe for a slog handler and the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestNoSecretsAnywhere runs registrations through the whole system at
 // debug log level and greps everything it wrote — every part's log, every
 // response and error, every mail, every event and dead letter — for the
 // passwords and for bcrypt hashes. It must find none.
 func TestNoSecretsAnywhere(t *testing.T) {
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	mux := new(broker.URLMux)
 	mux.Register(natsbroker.Scheme, natsbroker.OpenURL)

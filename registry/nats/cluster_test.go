@@ -1,7 +1,6 @@
 package nats_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/herald-dev/herald/broker/nats/natsserver"
 	"github.com/herald-dev/herald/broker/nats/natsserver/natsservertest"
+	"github.com/herald-dev/herald/internal/syncbuf"
 	"github.com/herald-dev/herald/registry"
 	regnats "github.com/herald-dev/herald/registry/nats"
 	"github.com/herald-dev/herald/registry/registrytest"
@@ -131,7 +131,7 @@ func TestReplicas(t *testing.T) {
 	bucketStream(t, nodes, "grown", 1)
 	open("?bucket=grown&replicas=3")
 	bucketStream(t, nodes, "grown", 3)
-	var logs syncLog
+	var logs syncbuf.Buffer
 	back := open("", regnats.WithBucket("grown"), regnats.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	if err := back.Register(context.Background(), registry.Instance{Service: "herald.user", ID: "b", Addr: "127.0.0.1:2"}); err != nil {
 		t.Fatal(err)
@@ -167,7 +167,7 @@ func TestReplicasScaleUpRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer first.Close(ctx)
-	var logs syncLog
+	var logs syncbuf.Buffer
 	r, err := regnats.Connect(ctx, s.ClientURL(), regnats.WithReplicas(3), regnats.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	if err != nil {
 		t.Fatalf("Connect with replicas=3 to an existing bucket on a single server: %v", err)
@@ -195,24 +195,6 @@ func TestOpenURLReplicasAndServers(t *testing.T) {
 	if _, err := regnats.Connect(context.Background(), "nats://127.0.0.1:1", regnats.WithReplicas(9)); !errors.Is(err, registry.ErrInvalid) {
 		t.Errorf("WithReplicas(9): %v, want ErrInvalid", err)
 	}
-}
-
-// syncLog is a log buffer written by the registry and read by the test.
-type syncLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // TestLookupSeesOwnWrites: on a replicated bucket, a Lookup right after a

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/herald-dev/herald/internal/syncbuf"
 	"github.com/herald-dev/herald/registry"
 	regnats "github.com/herald-dev/herald/registry/nats"
 	"github.com/herald-dev/herald/registry/registrytest"
@@ -238,7 +239,7 @@ func TestLookupWithoutTheLeader(t *testing.T) {
 	}
 	t.Cleanup(nc.Close)
 	ctx := context.Background()
-	var logs syncLog
+	var logs syncbuf.Buffer
 	r, err := regnats.New(ctx, nc, regnats.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	if err != nil {
 		t.Fatal(err)

@@ -21,6 +21,7 @@ import (
 	"github.com/herald-dev/herald/events"
 	"github.com/herald-dev/herald/internal/dedupestore"
 	"github.com/herald-dev/herald/internal/serverlock"
+	"github.com/herald-dev/herald/internal/syncbuf"
 	"github.com/herald-dev/herald/middleware"
 	"github.com/herald-dev/herald/services/email"
 	"github.com/herald-dev/herald/services/email/smtpsink"
@@ -150,8 +151,8 @@ func runReplicas(t *testing.T, open func(t *testing.T) broker.Broker, store stor
 	t.Cleanup(func() { _ = sink.Close(context.Background()) })
 	a := &replica{Broker: open(t), loseAck: true, lostID: make(chan string, 1)}
 	b := &replica{Broker: open(t)}
-	logsB := &syncBuffer{}
-	newService := func(r *replica, name string, backoff time.Duration, logs *syncBuffer) *email.Service {
+	logsB := &syncbuf.Buffer{}
+	newService := func(r *replica, name string, backoff time.Duration, logs *syncbuf.Buffer) *email.Service {
 		svc, err := email.New(email.Config{
 			Broker:      r,
 			SMTPURL:     sink.URL(),
@@ -167,7 +168,7 @@ func runReplicas(t *testing.T, open func(t *testing.T) broker.Broker, store stor
 		}
 		return svc
 	}
-	svcA := newService(a, "a", redeliveryDelay, &syncBuffer{})
+	svcA := newService(a, "a", redeliveryDelay, &syncbuf.Buffer{})
 	svcB := newService(b, "b", 10*time.Millisecond, logsB)
 	stop := func(svc *email.Service) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

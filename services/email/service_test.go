@@ -1,7 +1,6 @@
 package email_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 	"github.com/herald-dev/herald/broker"
 	"github.com/herald-dev/herald/broker/mem"
 	"github.com/herald-dev/herald/events"
+	"github.com/herald-dev/herald/internal/syncbuf"
 	"github.com/herald-dev/herald/services/email"
 	"github.com/herald-dev/herald/services/email/mailbox"
 	"github.com/herald-dev/herald/services/email/smtpsink"
@@ -76,7 +76,7 @@ type env struct {
 	b    *recorder
 	sink *smtpsink.Sink
 	svc  *email.Service
-	logs *syncBuffer
+	logs *syncbuf.Buffer
 }
 
 type envOpts struct {
@@ -100,7 +100,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	}
 	b := &recorder{Broker: inner}
 	t.Cleanup(func() { _ = b.Close(context.Background()) })
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	smtpURL := sink.URL()
 	if o.smtpURL != nil {
 		smtpURL = o.smtpURL(sink)
@@ -479,22 +479,4 @@ func TestStopIsIdempotentAndStartOnce(t *testing.T) {
 	if err := e.svc.Stop(context.Background()); err != nil {
 		t.Fatalf("second Stop: %v", err)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/herald-dev/herald/broker/mem"
 	"github.com/herald-dev/herald/events"
 	"github.com/herald-dev/herald/internal/dbtest"
+	"github.com/herald-dev/herald/internal/syncbuf"
 	"github.com/herald-dev/herald/services/user"
 )
 
@@ -141,7 +142,7 @@ type plain struct{ broker.Broker }
 func TestDeclareGroupsUnsupported(t *testing.T) {
 	b := mem.New()
 	t.Cleanup(func() { _ = b.Close(context.Background()) })
-	var logs logBuffer
+	var logs syncbuf.Buffer
 	srv, err := user.NewServer(user.Config{
 		DatabaseURL: dbtest.URL(t, dbtest.Engines()[0]), BcryptCost: 4, Broker: plain{b},
 		Logger: slog.New(slog.NewTextHandler(&logs, nil)),

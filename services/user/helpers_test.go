@@ -1,7 +1,6 @@
 package user_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -20,6 +19,7 @@ import (
 	userv1 "github.com/herald-dev/herald/gen/herald/user/v1"
 	"github.com/herald-dev/herald/gen/herald/user/v1/userv1connect"
 	"github.com/herald-dev/herald/internal/dbtest"
+	"github.com/herald-dev/herald/internal/syncbuf"
 	"github.com/herald-dev/herald/outbox"
 	"github.com/herald-dev/herald/registry"
 	"github.com/herald-dev/herald/services/user"
@@ -27,24 +27,6 @@ import (
 
 // tables are what the service creates, dropped before each server test.
 var tables = []string{user.Table, outbox.Table}
-
-// logBuffer is a goroutine-safe buffer for a slog handler.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
 
 // recorder is a broker that records every message it accepts, in front of
 // a real in-process broker; publishes fail while down is set.
@@ -89,7 +71,7 @@ type env struct {
 	base   string
 	client userv1connect.UserServiceClient
 	broker *recorder
-	logs   *logBuffer
+	logs   *syncbuf.Buffer
 	dbURL  string
 }
 
@@ -99,7 +81,7 @@ type envOption func(*user.Config)
 // level into a buffer that the test checks for secrets when it ends.
 func start(t *testing.T, dbURL string, opts ...envOption) *env {
 	t.Helper()
-	e := &env{broker: &recorder{Broker: mem.New()}, logs: &logBuffer{}, dbURL: dbURL}
+	e := &env{broker: &recorder{Broker: mem.New()}, logs: &syncbuf.Buffer{}, dbURL: dbURL}
 	cfg := user.Config{
 		DatabaseURL:  dbURL,
 		BcryptCost:   4, // these tests are about messaging and validation, not hashing
