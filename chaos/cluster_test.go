@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/herald-dev/herald/broker/nats/natsserver/natsservertest"
 	"github.com/herald-dev/herald/services/email/smtpsink"
 )
 
@@ -91,16 +92,7 @@ func waitOutput(t *testing.T, p *proc, re *regexp.Regexp, within time.Duration) 
 // for the test's own questions about streams.
 func (c *clusterSystem) jetStream() jetstream.JetStream {
 	c.t.Helper()
-	nc, err := nats.Connect(c.servers, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	c.t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	return js
+	return natsservertest.JetStream(c.t, c.servers, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 }
 
 // streamCluster waits until the stream's cluster info satisfies ok and

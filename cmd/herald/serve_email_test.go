@@ -7,11 +7,10 @@ import (
 	"testing"
 	"time"
 
-	natsgo "github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/herald-dev/herald/broker/nats/natsserver"
+	"github.com/herald-dev/herald/broker/nats/natsserver/natsservertest"
 	"github.com/herald-dev/herald/internal/syncbuf"
 )
 
@@ -61,15 +60,7 @@ func TestServeEmailRecordsOnTheBroker(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatalf("serve email: %v", err)
 	}
-	nc, err := natsgo.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := natsservertest.JetStream(t, srv.ClientURL())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	kv, err := js.KeyValue(ctx, "herald_dedupe_email")

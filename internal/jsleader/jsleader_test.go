@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/herald-dev/herald/broker/nats/natsserver"
+	"github.com/herald-dev/herald/broker/nats/natsserver/natsservertest"
 	"github.com/herald-dev/herald/internal/jsleader"
 )
 
@@ -20,16 +20,7 @@ func jetStream(t *testing.T) jetstream.JetStream {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Shutdown)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
+	return natsservertest.JetStream(t, srv.ClientURL())
 }
 
 // TestLastMsg reads what kv.Get reads, by wildcard too, and tells markers
@@ -85,16 +76,7 @@ func TestLastMsgBounded(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits for the default timeout")
 	}
-	srv, err := natsserver.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := jetStream(t).Conn()
 	// A JetStream API prefix where the test listens and never answers.
 	sub, err := nc.SubscribeSync("stall.>")
 	if err != nil {

@@ -22,7 +22,7 @@ func TestConformanceCluster(t *testing.T) {
 	dedupetest.Run(t, func(t *testing.T) middleware.DedupeStore {
 		node := nodes[next%len(nodes)]
 		next++
-		s, err := natsdedupe.New(ctx(t), connect(t, node.ClientURL()), natsdedupe.WithBucket("cluster"), natsdedupe.WithReplicas(3))
+		s, err := natsdedupe.New(ctx(t), natsservertest.JetStream(t, node.ClientURL()), natsdedupe.WithBucket("cluster"), natsdedupe.WithReplicas(3))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/herald-dev/herald/broker"
 	"github.com/herald-dev/herald/broker/nats/natsserver"
+	"github.com/herald-dev/herald/broker/nats/natsserver/natsservertest"
 	"github.com/herald-dev/herald/middleware"
 	"github.com/herald-dev/herald/middleware/dedupetest"
 	"github.com/herald-dev/herald/middleware/natsdedupe"
@@ -26,21 +26,7 @@ func jetStream(t *testing.T) jetstream.JetStream {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Shutdown)
-	return connect(t, srv.ClientURL())
-}
-
-func connect(t *testing.T, url string) jetstream.JetStream {
-	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
+	return natsservertest.JetStream(t, srv.ClientURL())
 }
 
 func ctx(t *testing.T) context.Context {
@@ -59,7 +45,7 @@ func TestConformance(t *testing.T) {
 	}
 	t.Cleanup(srv.Shutdown)
 	dedupetest.Run(t, func(t *testing.T) middleware.DedupeStore {
-		s, err := natsdedupe.New(ctx(t), connect(t, srv.ClientURL()), natsdedupe.WithBucket("conformance"))
+		s, err := natsdedupe.New(ctx(t), natsservertest.JetStream(t, srv.ClientURL()), natsdedupe.WithBucket("conformance"))
 		if err != nil {
 			t.Fatal(err)
 		}

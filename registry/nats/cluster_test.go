@@ -69,15 +69,7 @@ func TestConformanceCluster(t *testing.T) {
 // configured and want-1 followers besides its leader.
 func bucketStream(t *testing.T, nodes []*natsserver.Server, bucket string, want int) *jetstream.StreamInfo {
 	t.Helper()
-	nc, err := nats.Connect(natsservertest.URL(nodes...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := natsservertest.JetStream(t, natsservertest.URL(nodes...))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for {

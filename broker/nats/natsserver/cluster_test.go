@@ -31,15 +31,7 @@ func TestClusterReplicatesAndFailsOver(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	nc, err := nats.Connect(natsservertest.URL(nodes...), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := natsservertest.JetStream(t, natsservertest.URL(nodes...), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
 	s, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "S", Subjects: []string{"s"}, Replicas: 3})
 	if err != nil {
 		t.Fatal(err)
@@ -119,15 +111,7 @@ func caughtUp(ci *jetstream.ClusterInfo, name string) bool {
 // the nodes in rest, and returns its name.
 func waitLeader(ctx context.Context, t *testing.T, rest []*natsserver.Server, old string) string {
 	t.Helper()
-	nc, err := nats.Connect(natsservertest.URL(rest...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := natsservertest.JetStream(t, natsservertest.URL(rest...))
 	for {
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		s, err := js.Stream(rctx, "S")

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/herald-dev/herald/broker/nats/natsserver"
+	"github.com/herald-dev/herald/broker/nats/natsserver/natsservertest"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -26,15 +27,7 @@ func TestRestartKeepsPortAndData(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := natsservertest.JetStream(t, url, nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "S", Subjects: []string{"s"}}); err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/herald-dev/herald/broker/nats/natsserver"
 )
 
@@ -77,4 +80,21 @@ func URL(nodes ...*natsserver.Server) string {
 		hosts[i] = strings.TrimPrefix(n.ClientURL(), "nats://")
 	}
 	return "nats://" + strings.Join(hosts, ",")
+}
+
+// JetStream connects to url (one server, or a list as [URL] makes it) with
+// nats.go's opts, for a test's own look at streams and buckets; the
+// connection is closed when the test ends.
+func JetStream(t testing.TB, url string, opts ...nats.Option) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		t.Fatalf("natsservertest: connect to %s: %v", url, err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("natsservertest: %v", err)
+	}
+	return js
 }
