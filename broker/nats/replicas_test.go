@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/url"
 	"strings"
 	"testing"
@@ -170,7 +169,7 @@ func TestReplicasOfExistingStream(t *testing.T) {
 	waitConsumerPeers(t, js, "herald~orders", "billing", 3)
 
 	var logs syncbuf.Buffer
-	back, err := nats.New(ctxT(t, 10*time.Second), servers, nats.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	back, err := nats.New(ctxT(t, 10*time.Second), servers, nats.WithLogger(logs.Logger()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +206,7 @@ func TestReplicasScaleUpRefused(t *testing.T) {
 	srv := startServer(t)
 	publish(t, open(t, srv), "kept", &broker.Message{ID: "k1"})
 	var logs syncbuf.Buffer
-	b := open(t, srv, nats.WithReplicas(3), nats.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	b := open(t, srv, nats.WithReplicas(3), nats.WithLogger(logs.Logger()))
 	publish(t, b, "kept", &broker.Message{ID: "k2"})
 	if !strings.Contains(logs.String(), "could not scale the stream up") {
 		t.Errorf("no warning of the refused scale-up:\n%s", logs.String())

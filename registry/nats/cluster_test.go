@@ -4,15 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/herald-dev/herald/broker/nats/natsserver"
@@ -28,41 +25,14 @@ import (
 // than the one before.
 func TestConformanceCluster(t *testing.T) {
 	nodes := natsservertest.StartCluster(t, 3)
-	var (
-		mu    sync.Mutex
-		conns = map[registry.Registry]*nats.Conn{}
-		next  atomic.Int64
-	)
-	registrytest.Run(t, func(t *testing.T) registry.Registry {
-		node := nodes[int(next.Add(1))%len(nodes)]
-		nc, err := nats.Connect(node.ClientURL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		r, err := regnats.New(ctx, nc, regnats.WithReplicas(3))
-		if err != nil {
-			t.Fatal(err)
-		}
-		mu.Lock()
-		conns[r] = nc
-		mu.Unlock()
-		return r
-	}, registrytest.Features{
-		Crash: func(_ *testing.T, r registry.Registry) {
-			mu.Lock()
-			nc := conns[r]
-			mu.Unlock()
-			nc.Close()
-		},
+	var next atomic.Int64
+	runConformance(t, func() string { return nodes[int(next.Add(1))%len(nodes)].ClientURL() }, registrytest.Features{
 		ExpirySlack: 3 * time.Second,
 		// Each renewal is a write the R3 bucket replicates; on the shared
 		// 2-core CI machine under -race one stalled past a 1s lease and
 		// the live instance expired (ExpiryAfterCrash, once).
 		LeaseTTL: 3 * time.Second,
-	})
+	}, regnats.WithReplicas(3))
 }
 
 // bucketStream returns the stream of bucket once it has want replicas
@@ -124,7 +94,7 @@ func TestReplicas(t *testing.T) {
 	open("?bucket=grown&replicas=3")
 	bucketStream(t, nodes, "grown", 3)
 	var logs syncbuf.Buffer
-	back := open("", regnats.WithBucket("grown"), regnats.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	back := open("", regnats.WithBucket("grown"), regnats.WithLogger(logs.Logger()))
 	if err := back.Register(context.Background(), registry.Instance{Service: "herald.user", ID: "b", Addr: "127.0.0.1:2"}); err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +130,7 @@ func TestReplicasScaleUpRefused(t *testing.T) {
 	}
 	defer first.Close(ctx)
 	var logs syncbuf.Buffer
-	r, err := regnats.Connect(ctx, s.ClientURL(), regnats.WithReplicas(3), regnats.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	r, err := regnats.Connect(ctx, s.ClientURL(), regnats.WithReplicas(3), regnats.WithLogger(logs.Logger()))
 	if err != nil {
 		t.Fatalf("Connect with replicas=3 to an existing bucket on a single server: %v", err)
 	}

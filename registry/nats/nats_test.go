@@ -3,7 +3,6 @@ package nats_test
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"net"
 	"net/url"
 	"strings"
@@ -20,12 +19,17 @@ import (
 	"github.com/herald-dev/herald/registry/registrytest"
 )
 
-// startServer runs a NATS server with JetStream in-process on a random port.
-func startServer(t *testing.T) *server.Server {
+// startServer runs a NATS server with JetStream in-process on a random
+// port; configure changes its options first.
+func startServer(t *testing.T, configure ...func(*server.Options)) *server.Server {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{
+	opts := &server.Options{
 		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
-	})
+	}
+	for _, c := range configure {
+		c(opts)
+	}
+	s, err := server.NewServer(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,11 +53,31 @@ func connect(t *testing.T, s *server.Server) *nats.Conn {
 
 func TestConformance(t *testing.T) {
 	s := startServer(t)
+	runConformance(t, s.ClientURL, registrytest.Features{ExpirySlack: 3 * time.Second})
+}
+
+// runConformance runs the registry suite, each registry on a connection of
+// its own to the server url returns, opened with opts. A crash closes the
+// registry's connection, as a killed process's drops: no heartbeat, no
+// purge.
+func runConformance(t *testing.T, url func() string, f registrytest.Features, opts ...regnats.Option) {
 	var mu sync.Mutex
 	conns := map[registry.Registry]*nats.Conn{}
+	f.Crash = func(_ *testing.T, r registry.Registry) {
+		mu.Lock()
+		nc := conns[r]
+		mu.Unlock()
+		nc.Close()
+	}
 	registrytest.Run(t, func(t *testing.T) registry.Registry {
-		nc := connect(t, s)
-		r, err := regnats.New(context.Background(), nc)
+		nc, err := nats.Connect(url())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		r, err := regnats.New(ctx, nc, opts...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -61,16 +85,7 @@ func TestConformance(t *testing.T) {
 		conns[r] = nc
 		mu.Unlock()
 		return r
-	}, registrytest.Features{
-		// A killed process's connection drops: no heartbeat, no purge.
-		Crash: func(_ *testing.T, r registry.Registry) {
-			mu.Lock()
-			nc := conns[r]
-			mu.Unlock()
-			nc.Close()
-		},
-		ExpirySlack: 3 * time.Second,
-	})
+	}, f)
 }
 
 func TestConnectAndOpenURL(t *testing.T) {
@@ -219,20 +234,11 @@ func TestHeartbeatSurvivesServerRestart(t *testing.T) {
 // stream leader's get (the read barrier) still looks up, from what the
 // watch's replica has, and the registry warns that the read may be stale.
 func TestLookupWithoutTheLeader(t *testing.T) {
-	s, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
-		Users: []*server.User{{Username: "kv", Password: "kv", Permissions: &server.Permissions{
+	s := startServer(t, func(o *server.Options) {
+		o.Users = []*server.User{{Username: "kv", Password: "kv", Permissions: &server.Permissions{
 			Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: []string{"$JS.API.STREAM.MSG.GET.>"}},
-		}}},
+		}}}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(s.Shutdown)
 	nc, err := nats.Connect(s.ClientURL(), nats.UserInfo("kv", "kv"), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
 	if err != nil {
 		t.Fatal(err)
@@ -240,7 +246,7 @@ func TestLookupWithoutTheLeader(t *testing.T) {
 	t.Cleanup(nc.Close)
 	ctx := context.Background()
 	var logs syncbuf.Buffer
-	r, err := regnats.New(ctx, nc, regnats.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	r, err := regnats.New(ctx, nc, regnats.WithLogger(logs.Logger()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package user_test
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -145,7 +144,7 @@ func TestDeclareGroupsUnsupported(t *testing.T) {
 	var logs syncbuf.Buffer
 	srv, err := user.NewServer(user.Config{
 		DatabaseURL: dbtest.URL(t, dbtest.Engines()[0]), BcryptCost: 4, Broker: plain{b},
-		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		Logger: logs.Logger(),
 	})
 	if err != nil {
 		t.Fatal(err)
