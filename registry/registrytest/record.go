@@ -51,15 +51,7 @@ func (s *suite) testRecordOutlivesClose(t *testing.T) {
 	record(t, r1, janitor, rec)
 	register(t, r1, reg)
 	ch := watch(t, r2, svc)
-	var initial []registry.Instance
-	for range 2 {
-		ev := next(t, ch, 5*time.Second)
-		if ev.Type != registry.Added {
-			t.Fatalf("initial event %v, want added", ev.Type)
-		}
-		initial = append(initial, ev.Instance)
-	}
-	wantInstances(t, initial, rec, reg)
+	wantInstances(t, initial(t, ch, 2), rec, reg)
 
 	if err := r1.Close(ctxFor(t, 10*time.Second)); err != nil {
 		t.Fatalf("Close: %v", err)
@@ -93,11 +85,7 @@ func (s *suite) testRecordOutlivesCrash(t *testing.T) {
 	record(t, victim, janitor, rec)
 	register(t, victim, reg, registry.TTL(s.f.LeaseTTL))
 	ch := watch(t, observer, svc)
-	for range 2 {
-		if ev := next(t, ch, 5*time.Second); ev.Type != registry.Added {
-			t.Fatalf("initial event %v, want added", ev.Type)
-		}
-	}
+	initial(t, ch, 2)
 	s.f.Crash(t, victim)
 	expectEvent(t, ch, registry.Removed, reg, s.f.LeaseTTL+s.f.ExpirySlack)
 	quiet(t, ch, s.f.LeaseTTL+s.f.ExpirySlack) // the record has no lease to run out

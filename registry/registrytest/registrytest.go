@@ -202,6 +202,21 @@ func next(t *testing.T, ch <-chan registry.Event, d time.Duration) registry.Even
 	return registry.Event{}
 }
 
+// initial reads the n events a watch starts with, each of which must be
+// Added, and returns their instances.
+func initial(t *testing.T, ch <-chan registry.Event, n int) []registry.Instance {
+	t.Helper()
+	var got []registry.Instance
+	for range n {
+		ev := next(t, ch, 5*time.Second)
+		if ev.Type != registry.Added {
+			t.Fatalf("initial event %v, want added", ev.Type)
+		}
+		got = append(got, ev.Instance)
+	}
+	return got
+}
+
 // expectEvent fails unless the next event is typ for want.
 func expectEvent(t *testing.T, ch <-chan registry.Event, typ registry.EventType, want registry.Instance, d time.Duration) {
 	t.Helper()
@@ -426,12 +441,7 @@ func (s *suite) testExpiry(t *testing.T) {
 	register(t, victim, dead, registry.TTL(s.f.LeaseTTL))
 	register(t, keeper, alive, registry.TTL(s.f.LeaseTTL))
 	ch := watch(t, observer, svc)
-	for range 2 {
-		ev := next(t, ch, 5*time.Second)
-		if ev.Type != registry.Added {
-			t.Fatalf("initial event %v, want added", ev.Type)
-		}
-	}
+	initial(t, ch, 2)
 	start := time.Now()
 	s.f.Crash(t, victim)
 	t.Cleanup(func() { _ = victim.Close(context.Background()) })
@@ -452,15 +462,7 @@ func (s *suite) testWatchInitial(t *testing.T) {
 	register(t, r, a)
 	register(t, r, b)
 	ch := watch(t, r, svc)
-	var got []registry.Instance
-	for range 2 {
-		ev := next(t, ch, 5*time.Second)
-		if ev.Type != registry.Added {
-			t.Fatalf("initial event %v, want added", ev.Type)
-		}
-		got = append(got, ev.Instance)
-	}
-	wantInstances(t, got, a, b)
+	wantInstances(t, initial(t, ch, 2), a, b)
 	quiet(t, ch, 300*time.Millisecond)
 }
 
